@@ -1,0 +1,180 @@
+"""The one optimizer base class every adamlab algorithm shares.
+
+It owns everything that is not an algorithm's math: param groups, hyperparameter validation, lazy
+state, the closure protocol, ``maximize``, and checked ``state_dict`` loading. An algorithm subclass
+declares its hyperparameter checks, its state (``_init_state``) and its update (``_rule``), and
+nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+
+from . import _checks
+from ._engine import reference_step
+
+
+def scalar_dtype() -> torch.dtype:
+    """The dtype torch.optim uses for ``state["step"]``: float64 under a float64 default dtype, else float32."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def step_counter() -> torch.Tensor:
+    """A fresh ``state["step"]``, laid out as torch.optim lays it out (0-d, CPU, :func:`scalar_dtype`)."""
+    return torch.tensor(0.0, dtype=scalar_dtype())
+
+
+def fresh_state(p: torch.Tensor, *slots: str) -> dict[str, torch.Tensor]:
+    """``{"step": 0, slot: zeros_like(p) for each slot}``: the usual lazily-created state of one param."""
+    state = {"step": step_counter()}
+    for slot in slots:
+        state[slot] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state
+
+
+def decay(p: torch.Tensor, g: torch.Tensor, h: Any, decoupled: bool) -> torch.Tensor:
+    """Weight decay as torch.optim applies it; returns the gradient the rule goes on with.
+
+    Coupled (L2): ``g <- g + weight_decay * p``. Decoupled (AdamW): ``p <- p * (1 - lr * weight_decay)``
+    before the update, the gradient unchanged. With ``weight_decay = 0`` both are exact no-ops.
+    """
+    if decoupled:
+        p.mul_(1 - h.lr * h.weight_decay)
+        return g
+    return g + h.weight_decay * p
+
+
+class RuleOptimizer(torch.optim.Optimizer):
+    """Base class: a :class:`torch.optim.Optimizer` whose update is one *rule* of plain torch ops.
+
+    Subclasses set ``_checks`` (hyperparameter name -> check, see :mod:`adamlab.optim._checks`) and
+    implement ``_init_state(p, group)`` and the static ``_rule(p, g, state, h, group)``. ``h`` holds
+    the group's numeric hyperparameters as 0-d float64 tensors; ``group`` is read only for
+    structural options (booleans such as ``amsgrad``).
+    """
+
+    _checks: ClassVar[dict[str, _checks.Check]] = {}
+    # Group keys that torch.optim's class of the same name does not have: filled from the defaults
+    # when a state_dict saved by torch is loaded.
+    _adamlab_only: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self._validate(defaults, "")
+        super().__init__(params, defaults)
+
+    @property
+    def _scalar_names(self) -> set[str]:
+        return set(self._checks)
+
+    def _validate(self, values: dict[str, Any], where: str) -> None:
+        for key, value in values.items():
+            check = self._checks.get(key)
+            if check is None:
+                continue
+            try:
+                check(key, value)
+            except ValueError as err:
+                raise ValueError(f"{type(self).__name__}{where}: {err}") from None
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if isinstance(param_group, dict):
+            self._validate(param_group, " (param group)")
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    # -- the algorithm ---------------------------------------------------------------------------
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    _rule: ClassVar[Callable[..., None]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; returns the closure's loss when a closure is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            reference_step(self, group)
+        return loss
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict saved by this class or by torch.optim's class of the same algorithm.
+
+        The state_dict is checked first (param group count and sizes, every hyperparameter the
+        algorithm needs, state keys and shapes per parameter); on any mismatch a ``ValueError`` says
+        what differs and the optimizer is left unchanged. ``step`` tensors are copied, so stepping
+        after a load never writes into the loaded dict.
+        """
+        self._check_loadable(state_dict)
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            if isinstance(state.get("step"), torch.Tensor):
+                state["step"] = state["step"].clone()
+
+    def _check_loadable(self, state_dict: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(f"{name}.load_state_dict: not an optimizer state_dict (expected the keys 'state' and 'param_groups')")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the state_dict has {len(saved_groups)} param groups, this optimizer has {len(self.param_groups)}"
+            )
+        params: dict[Any, tuple[torch.Tensor, dict[str, Any]]] = {}
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {i} holds {len(saved['params'])} params in the state_dict, "
+                    f"{len(group['params'])} here: the parameter layout differs"
+                )
+            missing = sorted(set(self.defaults) - set(saved) - self._adamlab_only)
+            if missing:
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {i} lacks the hyperparameters {missing}; "
+                    f"the state_dict was saved by a different optimizer (this is {name})"
+                )
+            merged = {**self.defaults, **saved}
+            self._validate(merged, f".load_state_dict (param group {i})")
+            for pid, p in zip(saved["params"], group["params"]):
+                params[pid] = (p, merged)
+        for pid, saved_state in state_dict["state"].items():
+            if pid not in params:
+                raise ValueError(f"{name}.load_state_dict: the state_dict has state for param id {pid!r}, which no param group lists")
+            p, group = params[pid]
+            expected = self._init_state(torch.empty_like(p, device="meta"), group)
+            if set(saved_state) != set(expected):
+                raise ValueError(
+                    f"{name}.load_state_dict: the state of param {pid} has the keys {sorted(saved_state)}, but {name} with these "
+                    f"options keeps {sorted(expected)}: the state_dict comes from a different optimizer or different options"
+                )
+            for key, want in expected.items():
+                got = saved_state[key]
+                if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                    shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of param {pid} has shape {shape}, expected "
+                        f"{tuple(want.shape)} for a param of shape {tuple(p.shape)}: the parameter layout differs"
+                    )
+
+
+ADAM_CHECKS: dict[str, _checks.Check] = {
+    "lr": _checks.NONNEGATIVE,
+    "betas": _checks.betas(2),
+    "eps": _checks.NONNEGATIVE,
+    "weight_decay": _checks.NONNEGATIVE,
+    "maximize": _checks.flag,
+}
+"""The checks every Adam-family optimizer shares; algorithms extend this table."""

@@ -1,0 +1,69 @@
+"""The reference engine: applies an optimizer's rule tensor by tensor.
+
+This is the readable definition of every adamlab optimizer and what the tests run in float64.
+For each param group it builds the group's numeric hyperparameters once as 0-d float64 tensors
+(``h.lr``, ``h.beta1``, ``h.beta2``, ``h.eps``, ...; see :func:`scalars`), then for each param that
+has a gradient: creates its state lazily, increments ``state["step"]``, negates the gradient under
+``maximize``, and calls the rule. Params whose ``.grad`` is None are skipped entirely (no update,
+no weight decay, no state change), as in torch.optim. Complex params are updated as real views
+(``torch.view_as_real``), as torch.optim does, so real and imaginary parts are independent
+coordinates.
+
+A rule updates ``p`` and the state tensors in place and never rebinds a state entry, so the same
+rule can later run on other layouts of the same numbers.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from ._base import RuleOptimizer
+
+_NOT_SCALARS = {"params", "param_names"}
+
+
+def scalars(group: dict[str, Any], names: set[str]) -> SimpleNamespace:
+    """The group's numeric hyperparameters among ``names`` as 0-d float64 CPU tensors.
+
+    ``betas`` is split into ``beta1``, ``beta2`` (and ``beta3``... when longer). Booleans are
+    structural options, read from the group by the rule itself, and are not included.
+    """
+    h = SimpleNamespace()
+    for key in names:
+        value = group[key]
+        if key == "betas":
+            for i, b in enumerate(value, start=1):
+                setattr(h, f"beta{i}", torch.as_tensor(b, dtype=torch.float64).detach().cpu())
+        elif not isinstance(value, bool) and isinstance(value, (int, float, torch.Tensor)):
+            setattr(h, key, torch.as_tensor(value, dtype=torch.float64).detach().cpu())
+    return h
+
+
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+@torch.no_grad()
+def reference_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
+    """One optimizer step for one param group, tensor by tensor."""
+    h = scalars(group, opt._scalar_names)
+    for p in group["params"]:
+        g = p.grad
+        if g is None:
+            continue
+        if g.is_sparse:
+            raise RuntimeError(f"{type(opt).__name__} does not support sparse gradients")
+        state = opt.state[p]
+        if not state:
+            state.update(opt._init_state(p, group))
+        state["step"] += 1
+        if group["maximize"]:
+            g = -g
+        if p.is_complex():
+            opt._rule(_real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}, h, group)
+        else:
+            opt._rule(p, g, state, h, group)

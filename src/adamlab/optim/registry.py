@@ -1,0 +1,76 @@
+"""Optimizers by name: ``create(name, params, **hp)`` and ``available()``.
+
+Each entry maps a public name (``../API.md``) to a class, the keywords the name fixes (``amsgrad``
+is ``Adam(amsgrad=True)``), and a one-line reference shown by ``adamlab list``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import Adam, Adamax, AdamW, NAdam, RAdam
+
+
+@dataclass(frozen=True)
+class Entry:
+    cls: type[torch.optim.Optimizer]
+    reference: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def keywords(self) -> list[str]:
+        """The keywords a user may pass for this name (the class's, less those the name fixes)."""
+        params = inspect.signature(self.cls.__init__).parameters
+        skip = {"self", "params"} | set(self.fixed)
+        return [n for n, p in params.items() if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+REGISTRY: dict[str, Entry] = {
+    "adam": Entry(Adam, "Kingma & Ba 2015 (seed 004); torch.optim.Adam numerics"),
+    "adamw": Entry(AdamW, "Loshchilov & Hutter 2019 (seed 001); torch.optim.AdamW numerics"),
+    "amsgrad": Entry(Adam, "Reddi et al. 2018 (seeds 001, 002); max over raw v as torch.optim", {"amsgrad": True}),
+    "adamax": Entry(Adamax, "Kingma & Ba 2015, section 7.1 (seed 004); torch.optim.Adamax numerics"),
+    "nadam": Entry(NAdam, "Dozat 2016 (seed 001); torch.optim.NAdam numerics, momentum_decay 4e-3"),
+    "radam": Entry(RAdam, "Liu et al. 2019; torch.optim.RAdam numerics, rectify when rho_t > 5"),
+    "sgd": Entry(torch.optim.SGD, "torch.optim.SGD baseline (momentum, nesterov as torch)"),
+    "rmsprop": Entry(torch.optim.RMSprop, "torch.optim.RMSprop baseline (Hinton et al.)"),
+    "adagrad": Entry(torch.optim.Adagrad, "torch.optim.Adagrad baseline (Duchi et al. 2011)"),
+}
+
+
+def available() -> list[str]:
+    """The sorted names :func:`create` accepts."""
+    return sorted(REGISTRY)
+
+
+def entry(name: str) -> Entry:
+    """The registry entry for ``name``; a ValueError lists the names and suggests the closest."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name).lower(), REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown optimizer {name!r}.{hint} Available: {', '.join(available())}") from None
+
+
+def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.optim.Optimizer:
+    """Build the optimizer registered as ``name`` over ``params`` with the given hyperparameters.
+
+    ``create("amsgrad", ps, lr=1e-3)`` is ``Adam(ps, lr=1e-3, amsgrad=True)``. Unknown names and
+    unknown or fixed keywords raise ``ValueError`` before anything is built.
+    """
+    e = entry(name)
+    allowed = e.keywords()
+    for key in hyperparameters:
+        if key in e.fixed:
+            raise ValueError(f"{name!r} fixes {key}={e.fixed[key]!r}; use the {e.cls.__name__} class to set it")
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown keyword {key!r} for optimizer {name!r}.{hint} Accepted: {', '.join(allowed)}")
+    return e.cls(params, **e.fixed, **hyperparameters)
