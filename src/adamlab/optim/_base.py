@@ -57,9 +57,6 @@ class RuleOptimizer(torch.optim.Optimizer):
     """
 
     _checks: ClassVar[dict[str, _checks.Check]] = {}
-    # Group keys that torch.optim's class of the same name does not have: filled from the defaults
-    # when a state_dict saved by torch is loaded.
-    _adamlab_only: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self._validate(defaults, "")
@@ -115,14 +112,22 @@ class RuleOptimizer(torch.optim.Optimizer):
 
         The state_dict is checked first (param group count and sizes, every hyperparameter the
         algorithm needs, state keys and shapes per parameter); on any mismatch a ``ValueError`` says
-        what differs and the optimizer is left unchanged. ``step`` tensors are copied, so stepping
-        after a load never writes into the loaded dict.
+        what differs and the optimizer is left unchanged. Scalar state (``step``...) is copied, so
+        stepping after a load never writes into the loaded dict.
         """
         self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
-        for state in self.state.values():
-            if isinstance(state.get("step"), torch.Tensor):
-                state["step"] = state["step"].clone()
+        # torch.optim keeps loaded ``step`` tensors by reference and casts other scalars (NAdam's
+        # ``mu_product``) to the param's dtype; own copies in the dtype a fresh state has instead, so a
+        # resumed run continues bit for bit.
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    continue
+                for key, fresh in self._init_state(torch.empty_like(p, device="meta"), group).items():
+                    if fresh.device.type != "meta":
+                        state[key] = state[key].to(fresh.dtype, copy=True)
 
     def _check_loadable(self, state_dict: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -140,7 +145,8 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"{name}.load_state_dict: param group {i} holds {len(saved['params'])} params in the state_dict, "
                     f"{len(group['params'])} here: the parameter layout differs"
                 )
-            missing = sorted(set(self.defaults) - set(saved) - self._adamlab_only)
+            # Like torch.optim, a missing boolean option takes its default; numeric ones must be there.
+            missing = sorted(k for k in set(self.defaults) - set(saved) if not isinstance(self.defaults[k], bool))
             if missing:
                 raise ValueError(
                     f"{name}.load_state_dict: param group {i} lacks the hyperparameters {missing}; "

@@ -50,7 +50,6 @@ class Adam(RuleOptimizer):
     """
 
     _checks = {**ADAM_CHECKS, "amsgrad": _checks.flag, "bias_correction": _checks.flag, "decoupled_weight_decay": _checks.flag}
-    _adamlab_only = frozenset({"bias_correction"})
 
     def __init__(
         self,

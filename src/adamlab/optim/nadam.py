@@ -62,7 +62,8 @@ class NAdam(RuleOptimizer):
         m, v, step, mu_product = s["exp_avg"], s["exp_avg_sq"], s["step"], s["mu_product"]
         mu = h.beta1 * (1 - 0.5 * 0.96 ** (step * h.momentum_decay))
         mu_next = h.beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * h.momentum_decay))
-        prod = mu_product.mul_(mu).double()  # torch reads the product as a Python float
+        # the product lives (and is multiplied) in torch's step dtype; torch reads it as a Python float
+        prod = mu_product.mul_(mu.to(mu_product.dtype)).double()
         m.mul_(h.beta1).add_(g * (1 - h.beta1))
         v.mul_(h.beta2).add_(g * g * (1 - h.beta2))
         denom = (v / (1 - h.beta2**step)).sqrt().add_(h.eps)

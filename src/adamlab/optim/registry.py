@@ -48,13 +48,17 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def entry(name: str) -> Entry:
     """The registry entry for ``name``; a ValueError lists the names and suggests the closest."""
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name).lower(), REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = _did_you_mean(str(name).lower(), available())
         raise ValueError(f"unknown optimizer {name!r}.{hint} Available: {', '.join(available())}") from None
 
 
@@ -70,7 +74,6 @@ def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.op
         if key in e.fixed:
             raise ValueError(f"{name!r} fixes {key}={e.fixed[key]!r}; use the {e.cls.__name__} class to set it")
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = _did_you_mean(key, allowed)
             raise ValueError(f"unknown keyword {key!r} for optimizer {name!r}.{hint} Accepted: {', '.join(allowed)}")
     return e.cls(params, **e.fixed, **hyperparameters)

@@ -1,0 +1,54 @@
+"""The ``adamlab`` command: ``adamlab list`` and ``adamlab demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .optim.registry import REGISTRY
+
+    width = max(map(len, REGISTRY))
+    for name in sorted(REGISTRY):
+        e = REGISTRY[name]
+        fixed = "".join(f", {k}={v}" for k, v in e.fixed.items())
+        print(f"{name:<{width}}  {e.cls.__module__}.{e.cls.__name__}{fixed and f'({fixed[2:]})'}  -  {e.reference}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import format_table, run_demo
+
+    torch.set_num_threads(max(1, args.threads))
+    results = run_demo(steps=args.steps, names=args.optimizers)
+    print(format_table(results, args.steps))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adamlab", description="The Adam family of optimizers, and a lab to compare them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list the optimizers, one line each with its reference")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("demo", help="train logistic regression on the bundled digits with every optimizer")
+    p.add_argument("--steps", type=int, default=300, help="training steps per optimizer (default 300)")
+    p.add_argument("--optimizers", nargs="+", metavar="NAME", help="only these optimizers (default: all)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"adamlab: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Optimizers by name, and the adamlab command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import adamlab
+from adamlab.cli import main
+
+IMPLEMENTED = ["adagrad", "adam", "adamax", "adamw", "amsgrad", "nadam", "radam", "rmsprop", "sgd"]
+
+
+def test_available_is_sorted_and_complete():
+    assert adamlab.available() == IMPLEMENTED
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_create_builds_a_working_optimizer(name):
+    w = torch.ones(3, requires_grad=True)
+    opt = adamlab.create(name, [w], lr=0.1)
+    w.grad = torch.ones(3)
+    opt.step()
+    assert (w.detach() < 1).all()
+
+
+def test_create_fixes_what_the_name_says():
+    opt = adamlab.create("amsgrad", [torch.zeros(1, requires_grad=True)], lr=1e-3)
+    assert isinstance(opt, adamlab.Adam) and opt.defaults["amsgrad"] is True
+    assert isinstance(adamlab.create("adamw", [torch.zeros(1, requires_grad=True)]), adamlab.AdamW)
+    assert type(adamlab.create("sgd", [torch.zeros(1, requires_grad=True)], lr=0.1)) is torch.optim.SGD
+    with pytest.raises(ValueError, match=r"'amsgrad' fixes amsgrad=True"):
+        adamlab.create("amsgrad", [torch.zeros(1, requires_grad=True)], amsgrad=False)
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'nadm'. Did you mean 'nadam'.*Available: adagrad, adam,"):
+        adamlab.create("nadm", [])
+
+
+def test_list_prints_one_line_per_optimizer_with_its_reference(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == IMPLEMENTED
+    assert "Kingma & Ba" in next(line for line in lines if line.startswith("adam "))
+
+
+def test_demo_trains_every_optimizer(capsys):
+    assert main(["demo", "--steps", "60", "--optimizers", "adam", "sgd"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in out[2:]}
+    assert set(rows) == {"adam", "sgd"}
+    assert float(rows["adam"][3]) > 0.85  # test accuracy after 60 steps
+
+
+def test_cli_errors_are_one_line_and_exit_2(capsys):
+    assert main(["demo", "--optimizers", "adma"]) == 2
+    assert capsys.readouterr().err.startswith("adamlab: error: unknown optimizer 'adma'")
+
+
+def test_import_adamlab_is_light():
+    code = "import sys, adamlab; bad = [m for m in ('sklearn', 'matplotlib', 'scipy', 'ray', 'rich') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
