@@ -15,6 +15,9 @@ import torch
 
 from . import _checks
 from ._engine import reference_step
+from ._packed import packed_step
+
+ENGINES = ("auto", "reference", "packed")
 
 
 def scalar_dtype() -> torch.dtype:
@@ -57,9 +60,18 @@ class RuleOptimizer(torch.optim.Optimizer):
     """
 
     _checks: ClassVar[dict[str, _checks.Check]] = {}
+    # Whether the rule is purely elementwise, so the packed engine can run it on flat buffers.
+    _packable: ClassVar[bool] = True
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
+        name = type(self).__name__
+        if engine not in ENGINES:
+            raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
+        if engine == "packed" and not self._packable:
+            raise ValueError(f"{name}: invalid engine='packed': {name} has no packed form yet; use 'auto' or 'reference'")
         self._validate(defaults, "")
+        self.engine = engine
+        self._packs: dict[int, Any] = {}
         super().__init__(params, defaults)
 
     @property
@@ -83,6 +95,8 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("engine", "auto")
+        self.__dict__.setdefault("_packs", {})
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -101,8 +115,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        packed = self.engine == "packed" or (self.engine == "auto" and self._packable)
         for group in self.param_groups:
-            reference_step(self, group)
+            (packed_step if packed else reference_step)(self, group)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -117,6 +132,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         """
         self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
+        self._packs.clear()  # the packed engine re-packs from the loaded state on the next step
         # torch.optim keeps loaded ``step`` tensors by reference and casts other scalars (NAdam's
         # ``mu_product``) to the param's dtype; own copies in the dtype a fresh state has instead, so a
         # resumed run continues bit for bit.

@@ -47,23 +47,27 @@ def _real_view(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
+def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any], h: SimpleNamespace) -> None:
+    """Update one param that has a gradient: lazy state, ``step += 1``, ``maximize``, then the rule."""
+    g = p.grad
+    if g.is_sparse:
+        raise RuntimeError(f"{type(opt).__name__} does not support sparse gradients")
+    state = opt.state[p]
+    if not state:
+        state.update(opt._init_state(p, group))
+    state["step"] += 1
+    if group["maximize"]:
+        g = -g
+    if p.is_complex():
+        opt._rule(_real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}, h, group)
+    else:
+        opt._rule(p, g, state, h, group)
+
+
 @torch.no_grad()
 def reference_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group, tensor by tensor."""
     h = scalars(group, opt._scalar_names)
     for p in group["params"]:
-        g = p.grad
-        if g is None:
-            continue
-        if g.is_sparse:
-            raise RuntimeError(f"{type(opt).__name__} does not support sparse gradients")
-        state = opt.state[p]
-        if not state:
-            state.update(opt._init_state(p, group))
-        state["step"] += 1
-        if group["maximize"]:
-            g = -g
-        if p.is_complex():
-            opt._rule(_real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}, h, group)
-        else:
-            opt._rule(p, g, state, h, group)
+        if p.grad is not None:
+            reference_update(opt, p, group, h)

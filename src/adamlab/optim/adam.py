@@ -63,6 +63,7 @@ class Adam(RuleOptimizer):
         bias_correction: bool = True,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        engine: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -74,7 +75,7 @@ class Adam(RuleOptimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
@@ -119,6 +120,7 @@ class AdamW(Adam):
         *,
         bias_correction: bool = True,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
         super().__init__(
             params,
@@ -130,4 +132,5 @@ class AdamW(Adam):
             bias_correction=bias_correction,
             maximize=maximize,
             decoupled_weight_decay=True,
+            engine=engine,
         )

@@ -35,8 +35,9 @@ class Adamax(RuleOptimizer):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_inf")

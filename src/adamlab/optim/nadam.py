@@ -41,6 +41,7 @@ class NAdam(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -51,7 +52,7 @@ class NAdam(RuleOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {**fresh_state(p, "exp_avg", "exp_avg_sq"), "mu_product": torch.ones((), dtype=scalar_dtype())}

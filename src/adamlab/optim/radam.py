@@ -59,11 +59,12 @@ class RAdam(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_avg_sq")
