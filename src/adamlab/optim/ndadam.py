@@ -1,0 +1,113 @@
+"""ND-Adam (Zhang et al. 2017; seed 001): normalized direction-preserving Adam on the rows of weight tensors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ._base import ADAM_CHECKS, RuleOptimizer, fresh_state
+
+_ND_CHECKS = {k: ADAM_CHECKS[k] for k in ("lr", "betas", "eps", "maximize")}
+
+
+class NDAdam(RuleOptimizer):
+    r"""ND-Adam: Adam on unit-norm weight vectors, with one second moment per vector.
+
+    A tensor with ``ndim >= 2`` is read as ``shape[0]`` weight vectors, the rows
+    :math:`w_i` of ``p.reshape(shape[0], -1)`` (a linear layer's ``(out, in)`` weight: one vector
+    per output unit; a convolution's ``(out, in, kh, kw)`` kernel: one vector per output channel).
+    For each row, at step :math:`t`:
+
+    .. math::
+        g_{i,t} &\leftarrow \bar g_{i,t} - (\bar g_{i,t}^\top w_{i,t-1})\, w_{i,t-1}
+            \quad\text{(projection on the tangent space of the unit sphere)} \\
+        m_{i,t} &= \beta_1 m_{i,t-1} + (1-\beta_1) g_{i,t} \\
+        v_{i,t} &= \beta_2 v_{i,t-1} + (1-\beta_2) \lVert g_{i,t}\rVert_2^2 \quad\text{(a scalar per row)} \\
+        \bar w_{i,t} &= w_{i,t-1} - \alpha\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,
+            \frac{m_{i,t}}{\sqrt{v_{i,t}} + \epsilon},
+        \qquad w_{i,t} = \bar w_{i,t} / \lVert \bar w_{i,t} \rVert_2
+
+    Tensors with ``ndim < 2`` (biases, normalization gains, scalars) get the plain Adam step with the
+    same numerics (elementwise :math:`v`, the same step size and eps placement, no projection, no
+    normalization).
+
+    Reference: Zhang, Ma, Li & Wu, *Normalized Direction-preserving Adam* (arXiv:1709.04546);
+    numerics of the authors' PyTorch code (github.com/zj10/ND-Adam, ``pytorch/ndadam.py`` with
+    ``vec_axes=[1, 2, 3]`` for conv kernels, i.e. all axes but the first):
+
+    - the step size is :math:`\alpha\sqrt{1-\beta_2^t}/(1-\beta_1^t)` and ``eps`` is added to the
+      *un*-corrected :math:`\sqrt{v}`. (The authors' TensorFlow code and the paper add eps to the
+      corrected :math:`\sqrt{\hat v}`; the two differ only in the size of eps, by
+      :math:`\sqrt{1-\beta_2^t}`.)
+    - the projection uses the current row as it is: it is the exact tangent projection once rows
+      have unit norm. The initial weights are **not** normalized before the first step (neither
+      implementation does); rows have unit norm after every step. Initialize rows to unit norm
+      for the paper's method from step 1.
+    - one learning rate for all tensors; the authors' TensorFlow code uses 50x the rate for the
+      vectors; use two param groups for that.
+    - the authors' weight decay (L2, applied to their non-vector group only) is not offered: on unit
+      vectors it has no effect, and the public keywords are ``lr, betas, eps``.
+    - a row that becomes exactly zero divides by zero (as in the authors' code).
+
+    State per parameter: ``step``, ``exp_avg`` (shaped like the parameter) and ``exp_avg_sq``: shape
+    ``(shape[0], 1)`` for a tensor of weight vectors (one :math:`v` per row, broadcasting against
+    the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``. The row reductions are
+    the only reductions. Complex parameters are not supported.
+
+    Args:
+        params: iterable of tensors or param-group dicts.
+        lr: learning rate :math:`\alpha` >= 0.
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1).
+        eps: :math:`\epsilon` >= 0.
+        maximize: ascend instead of descend.
+    """
+
+    _checks = _ND_CHECKS
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        complex_params = [p for p in self.param_groups[-1]["params"] if p.is_complex()]
+        if complex_params:
+            self.param_groups.pop()
+            p = complex_params[0]
+            raise ValueError(f"NDAdam does not support complex parameters (got a {p.dtype} parameter of shape {tuple(p.shape)})")
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if p.dim() < 2:
+            return fresh_state(p, "exp_avg", "exp_avg_sq")
+        state = fresh_state(p, "exp_avg")
+        state["exp_avg_sq"] = torch.zeros((p.shape[0], 1), dtype=p.dtype, device=p.device)
+        return state
+
+    @staticmethod
+    def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any]) -> None:
+        m, v, step = s["exp_avg"], s["exp_avg_sq"], s["step"]
+        step_size = h.lr * (1 - h.beta2**step) ** 0.5 / (1 - h.beta1**step)
+        if p.dim() < 2:  # structural: plain Adam for biases and scalars
+            m.mul_(h.beta1).add_(g * (1 - h.beta1))
+            v.mul_(h.beta2).add_(g * g * (1 - h.beta2))
+            p.sub_(m / (v.sqrt() + h.eps) * step_size)
+            return
+        rows, cols = p.shape[0], math.prod(p.shape[1:])
+        w = p.reshape(rows, cols)
+        g = g.reshape(rows, cols)
+        g = g - (g * w).sum(dim=1, keepdim=True) * w  # row reduction 1: tangent projection
+        m.mul_(h.beta1).add_(g.reshape(m.shape) * (1 - h.beta1))
+        v.mul_(h.beta2).add_((g * g).sum(dim=1, keepdim=True) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
+        new = w - m.reshape(rows, cols) / (v.sqrt() + h.eps) * step_size
+        new = new / (new * new).sum(dim=1, keepdim=True).sqrt()  # row reduction 3: renormalize
+        p.copy_(new.reshape(p.shape))
