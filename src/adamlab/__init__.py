@@ -4,9 +4,26 @@
 """
 
 from . import optim
-from .optim import Adam, Adamax, AdamW, NAdam, RAdam
+from .optim import SWATS, AdaBelief, AdaBound, Adam, AdamAL, Adamax, AdamW, MAdam, NAdam, NDAdam, Padam, RAdam
 from .optim.registry import available, create
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "available", "create", "optim", "__version__"]
+__all__ = [
+    "AdaBelief",
+    "AdaBound",
+    "Adam",
+    "AdamAL",
+    "AdamW",
+    "Adamax",
+    "MAdam",
+    "NAdam",
+    "NDAdam",
+    "Padam",
+    "RAdam",
+    "SWATS",
+    "available",
+    "create",
+    "optim",
+    "__version__",
+]

@@ -1,4 +1,4 @@
-"""The ``adamlab`` command: ``adamlab list`` and ``adamlab demo``."""
+"""The ``adamlab`` command: ``adamlab list``, ``adamlab demo`` and ``adamlab bench``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    bench_main(args.cases, args.optimizers, args.reps, args.first_step, args.threads)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adamlab", description="The Adam family of optimizers, and a lab to compare them.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizers", nargs="+", metavar="NAME", help="only these optimizers (default: all)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("bench", help="optimizer step time against torch's fused Adam (both engines)")
+    p.add_argument("--cases", nargs="+", choices=["a", "b"], default=["a", "b"], help="(a) 25M params in 50 tensors, (b) 1M in 500")
+    p.add_argument("--optimizers", nargs="+", metavar="NAME", help="only these optimizers (default: all adamlab ones)")
+    p.add_argument("--reps", type=int, default=15, help="timed steps per row (median reported; default 15)")
+    p.add_argument("--first-step", action="store_true", help="also time the first compiled step, cold and warm cache")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -94,7 +94,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        own_defaults = dict(state.get("defaults", getattr(self, "defaults", {})))
         super().__setstate__(state)
+        # torch's __setstate__ (run by every load_state_dict) adds defaults["differentiable"]; our step
+        # never reads it, and keeping it would put a key into every group that a fresh optimizer's
+        # state_dict lacks, so a second load_state_dict would reject a fresh optimizer's state_dict.
+        self.defaults = own_defaults
         self.__dict__.setdefault("engine", "auto")
         self.__dict__.setdefault("_packs", {})
         for group in self.param_groups:

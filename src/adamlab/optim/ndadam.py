@@ -65,6 +65,7 @@ class NDAdam(RuleOptimizer):
         maximize: ascend instead of descend.
     """
 
+    _packable = False  # per-tensor (SWATS) / per-row (ND-Adam) reductions: reference engine only for now
     _checks = _ND_CHECKS
 
     def __init__(
@@ -75,8 +76,9 @@ class NDAdam(RuleOptimizer):
         eps: float = 1e-8,
         *,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize), engine=engine)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)

@@ -80,6 +80,7 @@ class Padam(RuleOptimizer):
         *,
         bias_correction: bool = True,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -90,7 +91,7 @@ class Padam(RuleOptimizer):
             bias_correction=bias_correction,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_avg_sq", "max_exp_avg_sq")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from . import Adam, Adamax, AdamW, NAdam, RAdam
+from . import SWATS, AdaBelief, AdaBound, Adam, AdamAL, Adamax, AdamW, MAdam, NAdam, NDAdam, Padam, RAdam
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,14 @@ REGISTRY: dict[str, Entry] = {
     "adamax": Entry(Adamax, "Kingma & Ba 2015, section 7.1 (seed 004); torch.optim.Adamax numerics"),
     "nadam": Entry(NAdam, "Dozat 2016 (seed 001); torch.optim.NAdam numerics, momentum_decay 4e-3"),
     "radam": Entry(RAdam, "Liu et al. 2019; torch.optim.RAdam numerics, rectify when rho_t > 5"),
+    "madam": Entry(MAdam, "Miao 2020 (seed 000); RAdam update by default (torch.optim.RAdam numerics), eps 1e-16, beta3 0.9"),
+    "adamal": Entry(AdamAL, "seed 002, Algorithm 1 with beta2; Adam update with torch.optim.Adam numerics"),
+    "adabelief": Entry(AdaBelief, "Zhuang et al. 2020; adabelief-pytorch 0.2.1 numerics, rectify=False, decoupled decay"),
+    "adabound": Entry(AdaBound, "Luo et al. 2019; adabound 0.0.5 numerics, final_lr scaled by lr/base_lr"),
+    "amsbound": Entry(AdaBound, "Luo et al. 2019, AMSBound; adabound 0.0.5 numerics", {"amsbound": True}),
+    "padam": Entry(Padam, "Chen & Gu 2018 (seed 003); authors' code: AMSGrad max, lr*sqrt(bc2)/bc1*m/(sqrt(vmax)+eps)^(2p)"),
+    "swats": Entry(SWATS, "Keskar & Socher 2017 (seed 001), Algorithm 1, switching per tensor, eps 1e-9"),
+    "ndadam": Entry(NDAdam, "Zhang et al. 2017 (seed 001); authors' PyTorch numerics, rows of reshape(shape[0], -1)"),
     "sgd": Entry(torch.optim.SGD, "torch.optim.SGD baseline (momentum, nesterov as torch)"),
     "rmsprop": Entry(torch.optim.RMSprop, "torch.optim.RMSprop baseline (Hinton et al.)"),
     "adagrad": Entry(torch.optim.Adagrad, "torch.optim.Adagrad baseline (Duchi et al. 2011)"),

@@ -77,6 +77,7 @@ class SWATS(RuleOptimizer):
         maximize: ascend instead of descend.
     """
 
+    _packable = False  # per-tensor (SWATS) / per-row (ND-Adam) reductions: reference engine only for now
     _checks = dict(ADAM_CHECKS)
 
     def __init__(
@@ -88,8 +89,9 @@ class SWATS(RuleOptimizer):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        engine: str = "auto",
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         state = fresh_state(p, "exp_avg", "exp_avg_sq", "momentum_buffer")

@@ -1,0 +1,166 @@
+"""``adamlab bench``: optimizer step time against torch's fused Adam, measured in one process.
+
+Two layouts from the fast-engine issue: (a) 25M float32 params in 50 tensors, (b) 1M params in 500
+tensors. For each, torch.optim.Adam(fused=True) is timed first and every other row is given as a
+ratio to it, so machine noise between runs cancels; rows also show the achieved memory bandwidth
+(bytes an ideal one-pass step must move: read param and grad, read and write each per-element state
+slot, write param) against the machine's measured copy bandwidth. Gradients stay in place between
+steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step.
+
+``--first-step`` also times the first step (compilation included) in fresh processes: once with an
+empty inductor cache (cold) and once again with that cache filled (warm).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+CASES = {"a": (25_000_000, 50), "b": (1_000_000, 500)}
+
+
+@dataclass
+class Row:
+    name: str
+    ms: float
+    gbs: float
+
+
+def _params(numel: int, tensors: int, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    ps = []
+    for _ in range(tensors):
+        p = torch.randn(numel // tensors, generator=gen).requires_grad_()
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+        ps.append(p)
+    return ps
+
+
+def time_steps(step: Callable[[], object], reps: int, warmup: int = 2) -> float:
+    """Median milliseconds of ``reps`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return 1e3 * times[len(times) // 2]
+
+
+def copy_bandwidth(nbytes: int = 400_000_000, reps: int = 5) -> float:
+    """GB/s of a large tensor copy (bytes read plus bytes written)."""
+    src = torch.ones(nbytes // 4)
+    dst = torch.empty_like(src)
+    ms = time_steps(lambda: dst.copy_(src), reps)
+    return 2 * nbytes / ms / 1e6
+
+
+def _state_slots(opt: torch.optim.Optimizer) -> int:
+    """Per-element state tensors of the first param (each read and written once per step)."""
+    p = opt.param_groups[0]["params"][0]
+    return sum(1 for v in opt.state[p].values() if torch.is_tensor(v) and v.shape == p.shape)
+
+
+def _contenders(names: list[str]) -> list[tuple[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]]]:
+    from .optim.registry import REGISTRY
+
+    rows: list[tuple[str, Callable]] = [("torch Adam foreach", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True))]
+    for name in names:
+        entry = REGISTRY[name]
+        if entry.cls.__module__.startswith("torch."):
+            continue
+        for engine in ("packed", "reference"):
+            if engine == "packed" and not getattr(entry.cls, "_packable", False):
+                continue
+            rows.append((f"adamlab {name} {engine}", lambda ps, n=name, e=engine: _create(n, ps, e)))
+    for label, module, cls, kw in [
+        ("adabelief-pytorch 0.2.1", "adabelief_pytorch", "AdaBelief", {"print_change_log": False}),
+        ("adabound 0.0.5", "adabound", "AdaBound", {}),
+    ]:
+        try:
+            mod = __import__(module)
+        except ImportError:
+            continue
+        rows.append((label, lambda ps, m=mod, c=cls, k=kw: getattr(m, c)(ps, lr=1e-3, **k)))
+    return rows
+
+
+def _create(name: str, params: list[torch.Tensor], engine: str) -> torch.optim.Optimizer:
+    from .optim.registry import create
+
+    return create(name, params, lr=1e-3, engine=engine)
+
+
+def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print) -> list[Row]:
+    numel, tensors = CASES[case]
+    params = _params(numel, tensors)
+    nbytes = numel * 4
+    fused = torch.optim.Adam(params, lr=1e-3, fused=True)
+    base = time_steps(fused.step, reps)
+    rows = [Row("torch Adam fused", base, 7 * nbytes / base / 1e6)]
+    out(f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors; copy bandwidth {bandwidth:.1f} GB/s")
+    out(f"{'optimizer':<34} {'ms/step':>9} {'x fused':>8} {'GB/s':>7} {'% copy bw':>9}")
+    out(f"{rows[0].name:<34} {base:>9.2f} {1.0:>8.2f} {rows[0].gbs:>7.1f} {100 * rows[0].gbs / bandwidth:>8.0f}%")
+    for label, make in _contenders(names):
+        params = _params(numel, tensors)
+        opt = make(params)
+        slow = "reference" in label or "foreach" in label or "0.0.5" in label or "0.2.1" in label
+        ms = time_steps(opt.step, max(3, reps // 3) if slow else reps)
+        moved = (3 + 2 * _state_slots(opt)) * nbytes
+        row = Row(label, ms, moved / ms / 1e6)
+        rows.append(row)
+        out(f"{label:<34} {ms:>9.2f} {ms / base:>8.2f} {row.gbs:>7.1f} {100 * row.gbs / bandwidth:>8.0f}%")
+        del opt, params
+    return rows
+
+
+_FIRST_STEP = """
+import time, torch, adamlab
+torch.set_num_threads({threads})
+ps = [torch.randn({n}, requires_grad=True) for _ in range({t})]
+for p in ps: p.grad = torch.randn_like(p)
+opt = adamlab.create({name!r}, ps, lr=1e-3, engine="packed")
+start = time.perf_counter(); opt.step(); print(time.perf_counter() - start)
+"""
+
+
+def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
+    """(cold, warm) seconds of the first packed step, each in a fresh process."""
+    numel, tensors = CASES[case]
+    code = _FIRST_STEP.format(threads=threads, n=numel // tensors, t=tensors, name=name)
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "ADAMLAB_COMPILE": "1"}
+        times = []
+        for _ in range(2):
+            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            times.append(float(res.stdout.strip().splitlines()[-1]))
+    return times[0], times[1]
+
+
+def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool, threads: int, out=print) -> None:
+    from .optim.registry import available
+
+    torch.set_num_threads(threads)
+    names = names or available()
+    bandwidth = copy_bandwidth()
+    out(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; median of {reps} steps")
+    for case in cases:
+        run_case(case, names, reps, bandwidth, out)
+    if first_step:
+        out(f"\nfirst packed step, seconds (compile included): case ({cases[0]})")
+        out(f"{'optimizer':<12} {'cold cache':>10} {'warm cache':>10}")
+        for name in names:
+            from .optim.registry import REGISTRY
+
+            if getattr(REGISTRY[name].cls, "_packable", False):
+                cold, warm = first_step_times(name, cases[0], threads)
+                out(f"{name:<12} {cold:>10.2f} {warm:>10.2f}")
