@@ -55,6 +55,52 @@ def _compile_wanted(numel: int) -> bool:
     return setting == "1" or (setting == "auto" and numel >= COMPILE_MIN_NUMEL)
 
 
+_HOIST_PASS: Any = None
+
+
+def _hoist_pass() -> Any:
+    """An inductor graph pass that computes the rule's scalar math once per step, not per element.
+
+    A rule's bias corrections and step sizes are 0-d tensors (``1 - beta1**step``...). Inductor
+    inlines them into the elementwise loop, where libm calls such as ``pow`` are evaluated again for
+    every vector of elements (measured: Adam on 25M floats took 66 ms instead of 21 ms). The pass puts
+    an opaque identity op (``adamlab::hoist``) on every edge from a 0-d value into a larger tensor,
+    which makes inductor compute the scalar part in its own one-element kernel first.
+    """
+    global _HOIST_PASS
+    if _HOIST_PASS is None:
+        from torch._inductor.custom_graph_pass import CustomGraphPass
+
+        @torch.library.custom_op("adamlab::hoist", mutates_args=())
+        def hoist(x: torch.Tensor) -> torch.Tensor:
+            return x.clone()
+
+        @hoist.register_fake
+        def _(x: torch.Tensor) -> torch.Tensor:
+            return torch.empty_like(x)
+
+        class HoistScalars(CustomGraphPass):
+            def __call__(self, graph: torch.fx.Graph) -> None:
+                for node in list(graph.nodes):
+                    val = node.meta.get("val")
+                    if node.op != "call_function" or not isinstance(val, torch.Tensor) or val.dim() != 0:
+                        continue
+                    users = [u for u in node.users if isinstance(u.meta.get("val"), torch.Tensor) and u.meta["val"].dim() > 0]
+                    if not users:
+                        continue
+                    with graph.inserting_after(node):
+                        hoisted = graph.call_function(torch.ops.adamlab.hoist.default, (node,))
+                    hoisted.meta["val"] = val
+                    for user in users:
+                        user.replace_input_with(node, hoisted)
+
+            def uuid(self) -> str:
+                return "adamlab-hoist-scalars-1"
+
+        _HOIST_PASS = HoistScalars()
+    return _HOIST_PASS
+
+
 def run_rule(rule: Callable[..., None], numel: int) -> Callable[..., None]:
     """``rule`` applied to flat buffers: compiled (once per rule, dynamic sizes) or eager.
 
@@ -65,7 +111,8 @@ def run_rule(rule: Callable[..., None], numel: int) -> Callable[..., None]:
     if not _compile_wanted(numel):
         return functools.partial(_apply, rule)
     if rule not in _COMPILED:
-        fn = torch.compile(functools.partial(_apply, rule), dynamic=True)
+        options = {"post_grad_custom_post_pass": _hoist_pass()}
+        fn = torch.compile(functools.partial(_apply, rule), dynamic=True, options=options)
 
         def run(*args: Any) -> None:
             try:
