@@ -7,12 +7,13 @@ ordinary per-parameter tensors laid out as torch.optim lays them out. Per-param 
 (``step``, NAdam's ``mu_product``) lives in a ``(num_params,)`` buffer with ``state[p]["step"]`` a
 0-d view of it.
 
-A step takes the *fast path* when every param of the pack has a gradient and all per-param scalars
-are equal (every param has the same history, the usual case): the rule runs once on the flat
-buffers, compiled with ``torch.compile`` (eager, with a one-time warning, where compiling fails).
-Otherwise (a param without a gradient this step, a param that joined later) it takes the *exact
-path*: the reference engine's per-tensor update on the views, which writes into the same buffers.
-Both run the same rule, so the two paths and the two engines agree.
+When every param of the pack has a gradient, the rule runs once on the flat buffers, compiled with
+``torch.compile`` (eager, with a one-time warning, where compiling fails). If all per-param scalars
+are equal (every param has the same history, the usual case) one value stands for each; otherwise
+(a param that got its first gradient later than the others) they are expanded per element for the
+step and read back. When some param has no gradient this step, the step takes the *exact path*:
+the reference engine's per-tensor update on the views, which writes into the same buffers. All
+paths run the same rule, so they and the two engines agree.
 
 Gradients: a gradient that is not already the view into the flat gradient buffer (a fresh tensor
 from ``backward()`` after ``zero_grad(set_to_none=True)``, or one the user assigned) is copied into
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,20 @@ def _apply(rule: Callable[..., None], p, g, s, h, flags) -> None:
     if flags["maximize"]:
         g = -g
     rule(p, g, s, h, flags)
+
+
+def _apply_for(rule: Callable[..., None]) -> Callable[..., None]:
+    """``_apply`` bound to ``rule`` as a function with a code object of its own.
+
+    torch.compile keeps its cache (and its limit of 8 variants) per code object, so a shared wrapper
+    (a ``functools.partial`` or a closure) would make every algorithm a recompile of one function.
+    """
+
+    def apply(p, g, s, h, flags) -> None:
+        _apply(rule, p, g, s, h, flags)
+
+    code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}")
+    return types.FunctionType(code, apply.__globals__, code.co_name, None, apply.__closure__)
 
 
 def _compile_wanted(numel: int) -> bool:
@@ -112,7 +128,7 @@ def run_rule(rule: Callable[..., None], numel: int) -> Callable[..., None]:
         return functools.partial(_apply, rule)
     if rule not in _COMPILED:
         options = {"post_grad_custom_post_pass": _hoist_pass()}
-        fn = torch.compile(functools.partial(_apply, rule), dynamic=True, options=options)
+        fn = torch.compile(_apply_for(rule), dynamic=True, options=options)
 
         def run(*args: Any) -> None:
             try:
@@ -203,13 +219,15 @@ class Pack:
                 view = self._slice(self.flat_g, i).view_as(p)
                 view.copy_(g)
                 p.grad = view
-        if missing or not all(self.opt.state.get(p) for p in self.params):
-            # exact path: some param has no gradient (or no state yet): per tensor, on the views
+        for i, p in enumerate(self.params):
+            if p.grad is not None and not self.opt.state.get(p):
+                self._adopt(i, self.opt._init_state(p, self.group))
+                self.uniform = False
+        if missing:
+            # exact path: some param has no gradient this step: per tensor, on the views
             self.uniform = False
-            for i, p in enumerate(self.params):
+            for p in self.params:
                 if p.grad is not None:
-                    if not self.opt.state.get(p):
-                        self._adopt(i, self.opt._init_state(p, self.group))
                     reference_update(self.opt, p, self.group, h)
             return
         self.scalar["step"] += 1
