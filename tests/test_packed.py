@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import torch
+from util import assert_trajectories_close, make_params, trajectory
 
 import adamlab
-from util import SHAPES, assert_trajectories_close, make_params, trajectory
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from util import assert_trajectories_close, trajectory
 
 import adamlab
-from util import assert_trajectories_close, trajectory
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 

@@ -14,13 +14,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from util import SHAPES, assert_trajectories_close, make_params, max_diff, trajectory
 
 from adamlab.optim.adam import Adam
 from adamlab.optim.ndadam import NDAdam
 from adamlab.optim.padam import Padam
 from adamlab.optim.swats import SWATS
 from adamlab.schedules import PartialExponentDecay
-from util import SHAPES, assert_trajectories_close, make_params, max_diff, trajectory
 
 STEPS = 60
 ND_SHAPES = SHAPES + ((3, 2, 2, 2),)  # add a conv-like kernel: 3 vectors of 8

@@ -7,9 +7,9 @@ import io
 
 import pytest
 import torch
+from util import SHAPES, assert_trajectories_close, make_params
 
 import adamlab
-from util import SHAPES, assert_trajectories_close, make_params
 
 PAIRS = [
     (adamlab.Adam, torch.optim.Adam, {}),

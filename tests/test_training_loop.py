@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from util import assert_trajectories_close, max_diff, trajectory
 
 import adamlab
-from util import assert_trajectories_close, max_diff, trajectory
 
 ALL = [adamlab.Adam, adamlab.AdamW, adamlab.Adamax, adamlab.NAdam, adamlab.RAdam]
 TORCH = {

@@ -8,8 +8,8 @@
 - :class:`PartialExponentDecay` -- seed 003's decaying exponent of :math:`v` for Padam, from 1/2
   toward a floor, linear or exponential.
 
-Plain Python (``math`` only; no torch import): the schedulers only read and write
-``optimizer.param_groups``. Like torch's LR schedulers, a scheduler writes the value for step 0 when
+The schedulers only read and write ``optimizer.param_groups`` (plain Python numbers), so they work
+with any optimizer. Like torch's LR schedulers, a scheduler writes the value for step 0 when
 it is built, and each :meth:`step` call (after ``optimizer.step()``) advances one step; the unit of a
 step (iteration or epoch) is the caller's. ``state_dict()`` / ``load_state_dict()`` save and restore
 the scheduler's own state (the optimizer's state_dict already holds the values last written).
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from .optim import _checks
 
 __all__ = [
     "CosineWarmRestarts",
@@ -33,18 +35,7 @@ __all__ = [
 def _real(
     name: str, value: Any, low: float = 0.0, high: float = math.inf, *, low_open: bool = False, high_open: bool = True
 ) -> float:
-    accepted = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"invalid {name}={value!r}: expected a real number in {accepted}") from None
-    above = x > low if low_open else x >= low
-    below = x < high if high_open else x <= high
-    if math.isnan(x) or not (above and below):
-        raise ValueError(f"invalid {name}={value!r}: expected a real number in {accepted}")
-    return x
+    return float(_checks.real(low, high, low_open=low_open, high_open=high_open)(name, value))
 
 
 def _integer(name: str, value: Any, low: int) -> int:

@@ -30,6 +30,14 @@ def step_counter() -> torch.Tensor:
     return torch.tensor(0.0, dtype=scalar_dtype())
 
 
+def hyperparameters(local_vars: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's defaults from its ``locals()``: every argument but ``self``, ``params`` and ``engine``.
+
+    Call it first thing in ``__init__``, so the arguments are all the locals there are.
+    """
+    return {k: v for k, v in local_vars.items() if k not in ("self", "params", "engine", "__class__")}
+
+
 def fresh_state(p: torch.Tensor, *slots: str) -> dict[str, torch.Tensor]:
     """``{"step": 0, slot: zeros_like(p) for each slot}``: the usual lazily-created state of one param."""
     state = {"step": step_counter()}

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
 
 
 class AdaBound(RuleOptimizer):
@@ -80,17 +80,7 @@ class AdaBound(RuleOptimizer):
         maximize: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            final_lr=final_lr,
-            gamma=gamma,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsbound=amsbound,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)

@@ -8,7 +8,20 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
+
+
+def adam_step(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, h: Any, bias_correction: bool = True) -> None:
+    r"""The Adam update from the moments, with torch.optim.Adam's rounding; shared by Adam, AdamAL, MAdam.
+
+    :math:`p \leftarrow p - \frac{\alpha}{1-\beta_1^t} \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}`, or without
+    bias correction :math:`p \leftarrow p - \alpha\, m / (\sqrt{v} + \epsilon)`.
+    """
+    if bias_correction:
+        denom = (v.sqrt() / (1 - h.beta2**step) ** 0.5).add_(h.eps)
+        p.sub_(m / denom * (h.lr / (1 - h.beta1**step)))
+    else:
+        p.sub_(m / (v.sqrt() + h.eps) * h.lr)
 
 
 class Adam(RuleOptimizer):
@@ -65,17 +78,7 @@ class Adam(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            bias_correction=bias_correction,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
@@ -89,11 +92,7 @@ class Adam(RuleOptimizer):
         v.mul_(h.beta2).add_(g * g * (1 - h.beta2))
         if group["amsgrad"]:
             v = torch.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
-        if group["bias_correction"]:
-            denom = (v.sqrt() / (1 - h.beta2**step) ** 0.5).add_(h.eps)
-            p.sub_(m / denom * (h.lr / (1 - h.beta1**step)))
-        else:
-            p.sub_(m / (v.sqrt() + h.eps) * h.lr)
+        adam_step(p, m, v, step, h, group["bias_correction"])
 
 
 class AdamW(Adam):

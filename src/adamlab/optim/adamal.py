@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
+from .adam import adam_step
 
 
 class AdamAL(RuleOptimizer):
@@ -75,16 +76,7 @@ class AdamAL(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            bias_correction=bias_correction,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_avg_sq")
@@ -95,8 +87,4 @@ class AdamAL(RuleOptimizer):
         m, v, step = s["exp_avg"], s["exp_avg_sq"], s["step"]
         m.mul_(h.beta1).add_(g * (1 - h.beta1))
         v.add_((torch.maximum(g * g, v) - v) * (1 - h.beta2))
-        if group["bias_correction"]:
-            denom = (v.sqrt() / (1 - h.beta2**step) ** 0.5).add_(h.eps)
-            p.sub_(m / denom * (h.lr / (1 - h.beta1**step)))
-        else:
-            p.sub_(m / (v.sqrt() + h.eps) * h.lr)
+        adam_step(p, m, v, step, h, group["bias_correction"])

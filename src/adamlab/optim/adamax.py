@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
 
 
 class Adamax(RuleOptimizer):
@@ -37,7 +37,7 @@ class Adamax(RuleOptimizer):
         maximize: bool = False,
         engine: str = "auto",
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize), engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_inf")

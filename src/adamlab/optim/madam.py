@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
+from .adam import adam_step
 from .radam import radam_direction
 
 
@@ -85,17 +86,7 @@ class MAdam(RuleOptimizer):
         decoupled_weight_decay: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            beta3=beta3,
-            eps=eps,
-            weight_decay=weight_decay,
-            rectify=rectify,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_avg_sq")
@@ -110,5 +101,4 @@ class MAdam(RuleOptimizer):
         if group["rectify"]:
             p.sub_(radam_direction(m, v, step, h) * h.lr)
         else:
-            denom = (v.sqrt() / (1 - h.beta2**step) ** 0.5).add_(h.eps)
-            p.sub_(m / denom * (h.lr / (1 - h.beta1**step)))
+            adam_step(p, m, v, step, h)

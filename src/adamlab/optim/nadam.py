@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, scalar_dtype
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters, scalar_dtype
 
 
 class NAdam(RuleOptimizer):
@@ -43,16 +43,7 @@ class NAdam(RuleOptimizer):
         maximize: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {**fresh_state(p, "exp_avg", "exp_avg_sq"), "mu_product": torch.ones((), dtype=scalar_dtype())}

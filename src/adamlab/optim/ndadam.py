@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._base import ADAM_CHECKS, RuleOptimizer, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, fresh_state, hyperparameters
 
 _ND_CHECKS = {k: ADAM_CHECKS[k] for k in ("lr", "betas", "eps", "maximize")}
 
@@ -78,7 +78,7 @@ class NDAdam(RuleOptimizer):
         maximize: bool = False,
         engine: str = "auto",
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize), engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)

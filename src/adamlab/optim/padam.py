@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
 
 PARTIAL = _checks.real(0.0, 0.5, low_open=True, high_open=False)
 """The partial exponent p: a real number in (0, 1/2]."""
@@ -82,16 +82,7 @@ class Padam(RuleOptimizer):
         maximize: bool = False,
         engine: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            partial=partial,
-            weight_decay=weight_decay,
-            bias_correction=bias_correction,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, hyperparameters(locals()), engine=engine)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return fresh_state(p, "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
