@@ -68,3 +68,18 @@ def test_import_adamlab_is_light():
     code = "import sys, adamlab; bad = [m for m in ('sklearn', 'matplotlib', 'scipy', 'ray', 'rich') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
+    """Smoke test on a tiny layout: the table has the fused baseline and both engines, with ratios."""
+    from adamlab import bench
+
+    monkeypatch.setitem(bench.CASES, "b", (20_000, 10))
+    monkeypatch.setenv("ADAMLAB_COMPILE", "0")
+    assert main(["bench", "--cases", "b", "--optimizers", "adam", "swats", "--reps", "2", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:34].strip(): line[34:].split() for line in lines[lines.index(next(x for x in lines if x.startswith("optimizer"))) + 1 :]}
+    assert rows["torch Adam fused"][1] == "1.00"
+    assert {"adamlab adam packed", "adamlab adam reference", "adamlab swats reference", "torch Adam foreach"} <= set(rows)
+    assert "adamlab swats packed" not in rows  # SWATS has no packed form yet
+    assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())

@@ -13,6 +13,8 @@ empty inductor cache (cold) and once again with that cache filled (warm).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -83,15 +85,21 @@ def _contenders(names: list[str]) -> list[tuple[str, Callable[[list[torch.Tensor
                 continue
             rows.append((f"adamlab {name} {engine}", lambda ps, n=name, e=engine: _create(n, ps, e)))
     for label, module, cls, kw in [
-        ("adabelief-pytorch 0.2.1", "adabelief_pytorch", "AdaBelief", {"print_change_log": False}),
+        ("adabelief-pytorch 0.2.1", "adabelief_pytorch", "AdaBelief", {"print_change_log": False, "rectify": False}),
         ("adabound 0.0.5", "adabound", "AdaBound", {}),
     ]:
         try:
-            mod = __import__(module)
+            with contextlib.redirect_stdout(io.StringIO()):  # adabelief_pytorch prints on import
+                mod = __import__(module)
         except ImportError:
             continue
-        rows.append((label, lambda ps, m=mod, c=cls, k=kw: getattr(m, c)(ps, lr=1e-3, **k)))
+        rows.append((label, lambda ps, m=mod, c=cls, k=kw: _quietly(getattr(m, c), ps, lr=1e-3, **k)))
     return rows
+
+
+def _quietly(cls, *args, **kwargs):
+    with contextlib.redirect_stdout(io.StringIO()):  # the authors' AdaBelief prints its settings
+        return cls(*args, **kwargs)
 
 
 def _create(name: str, params: list[torch.Tensor], engine: str) -> torch.optim.Optimizer:
