@@ -111,7 +111,7 @@ class LogRegSparse(Problem):
         for key in ("batch_size", "n_train", "n_test", "dim", "doc_length", "planted"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
-        if self.planted > self.dim:
+        if self.planted > self.dim and not self.train_file:
             raise ValueError(f"planted must be <= dim ({self.dim}), got {self.planted!r}")
         if not self.zipf_exponent > 0:
             raise ValueError(f"zipf_exponent must be > 0, got {self.zipf_exponent!r}")
