@@ -118,18 +118,15 @@ def _find_idx(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def load_mnist_split(directory: str | Path) -> Split:
-    """MNIST from the four IDX files in ``directory``: images flattened to 784 floats in [0, 1], standardized.
-
-    The split is MNIST's own (60,000 train, 10,000 test); the seed does not change it.
-    """
+def mnist_paths(directory: str | Path) -> dict[str, Path]:
+    """The four MNIST IDX files in ``directory``; LabError says which is missing and how to get it."""
     directory = Path(directory)
     if not directory.is_dir():
         raise LabError(
             f"MNIST directory {str(directory)!r} does not exist: expected a folder holding {', '.join(MNIST_FILES.values())} "
             "(each gzipped or not), the files of the MNIST database (Yann LeCun's MNIST page or a mirror)"
         )
-    arrays = {}
+    paths = {}
     for key, stem in MNIST_FILES.items():
         path = _find_idx(directory, stem)
         if path is None:
@@ -138,7 +135,17 @@ def load_mnist_split(directory: str | Path) -> Split:
                 f"{', '.join(MNIST_FILES.values())} of the MNIST database there; download them (Yann LeCun's MNIST page "
                 "or a mirror) and point mnist_dir at the folder"
             )
-        arrays[key] = read_idx(path)
+        paths[key] = path
+    return paths
+
+
+def load_mnist_split(directory: str | Path) -> Split:
+    """MNIST from the four IDX files in ``directory``: images flattened to 784 floats in [0, 1], standardized.
+
+    The split is MNIST's own (60,000 train, 10,000 test); the seed does not change it.
+    """
+    directory = Path(directory)
+    arrays = {key: read_idx(path) for key, path in mnist_paths(directory).items()}
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -233,6 +240,16 @@ def _binary_labels(y: np.ndarray, path: str) -> np.ndarray:
     return (y > (values.min() + values.max()) / 2).astype(np.float32)
 
 
+def check_svmlight_file(path: str) -> None:
+    """LabError, saying what is expected there and how to get it, unless ``path`` is a file."""
+    if not Path(path).is_file():
+        raise LabError(
+            f"svmlight file {path!r} not found: expected a bag-of-words file in svmlight/libsvm format there, e.g. "
+            "aclImdb/train/labeledBow.feat from the Large Movie Review Dataset (ai.stanford.edu/~amaas/data/sentiment, "
+            "unpack aclImdb_v1.tar.gz); or leave train_file unset for the generated Zipf data"
+        )
+
+
 def load_svmlight_split(train_file: str, test_file: str | None, dim: int, seed: int, test_fraction: float = 0.2) -> SparseSplit:
     """Bag-of-words from svmlight/libsvm text files (e.g. IMDB's ``aclImdb/train/labeledBow.feat``).
 
@@ -245,12 +262,7 @@ def load_svmlight_split(train_file: str, test_file: str | None, dim: int, seed: 
     from sklearn.datasets import load_svmlight_file
 
     def load(path: str) -> tuple[object, np.ndarray]:
-        if not Path(path).is_file():
-            raise LabError(
-                f"svmlight file {path!r} not found: expected a bag-of-words file in svmlight/libsvm format there, e.g. "
-                "aclImdb/train/labeledBow.feat from the Large Movie Review Dataset (ai.stanford.edu/~amaas/data/sentiment, "
-                "unpack aclImdb_v1.tar.gz); or leave train_file unset for the generated Zipf data"
-            )
+        check_svmlight_file(path)
         try:
             x, y = load_svmlight_file(path, dtype=np.float32, zero_based=True)
         except ValueError as err:

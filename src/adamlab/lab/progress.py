@@ -38,6 +38,12 @@ def _headline(result: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _start_line(total: int, skipped: int, pending: int, where: str) -> str:
+    if not pending:
+        return f"{total} jobs: all {skipped} already finished, nothing to run"
+    return f"{total} jobs: {skipped} already finished, {pending} to run {where}"
+
+
 class Progress:
     """The do-nothing display (``--progress none``); the base of the others."""
 
@@ -72,7 +78,7 @@ class PlainProgress(Progress):
 
     def start(self, total: int, skipped: int, pending: int, where: str) -> None:
         super().start(total, skipped, pending, where)
-        self._print(f"{total} jobs: {skipped} already finished, {pending} to run {where}")
+        self._print(_start_line(total, skipped, pending, where))
 
     def done(self, job: Job, result: dict[str, Any]) -> None:
         super().done(job, result)
@@ -119,7 +125,7 @@ class RichProgress(Progress):
 
     def start(self, total: int, skipped: int, pending: int, where: str) -> None:
         super().start(total, skipped, pending, where)
-        self.console.print(f"{total} jobs: {skipped} already finished, {pending} to run {where}")
+        self.console.print(_start_line(total, skipped, pending, where))
         self.bars.start()
         self.overall = self.bars.add_task("sweep", total=pending)
 

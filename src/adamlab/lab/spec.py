@@ -303,6 +303,9 @@ class Sweep:
             settings = {k: table.pop(k) for k in PROBLEM_SETTINGS if k in table}
             options = {k: self._resolve_path(k, v) for k, v in table.items()}
             problem = get_problem(pname, **options)
+            check = getattr(problem, "check", None)
+            if callable(check):
+                check()
             steps = settings.get("steps") or self.steps or int(problem.default_steps)
             eval_every = settings.get("eval_every") or self.eval_every or max(1, steps // 10)
             suggested = dict(getattr(problem, "default_hyperparameters", {}) or {})

@@ -25,6 +25,9 @@ So a problem provides:
     they are the problem's suggestion, never forced over the sweep's.
 ``options()``
     The options that define this instance (part of each job's id, so changing one re-runs jobs).
+``check()`` (optional)
+    Raises ``LabError`` when the problem cannot run here (a dataset file missing); called when a
+    sweep is expanded, so such errors stop the sweep before anything runs or is stored.
 ``build(seed) -> Trial``
     Builds data, model and state for one seed. Two builds with the same seed and options must
     train identically (the runner runs each job single-threaded to make that hold bit for bit).
@@ -105,6 +108,11 @@ class Problem(ABC):
         if dataclasses.is_dataclass(self):
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {}
+
+    def check(self) -> None:
+        """Raise :class:`~adamlab.lab.errors.LabError` if the problem cannot run here (a dataset file
+        missing...). Called once per problem when a sweep is expanded, before any job runs; optional
+        for user problems."""
 
     @abstractmethod
     def build(self, seed: int) -> Trial:

@@ -43,6 +43,10 @@ class LogRegDigits(Problem):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
 
+    def check(self) -> None:
+        if self.mnist_dir:
+            data.mnist_paths(self.mnist_dir)
+
     def build(self, seed: int) -> LinearTrial:
         split = data.load_mnist_split(self.mnist_dir) if self.mnist_dir else data.load_digits_split(seed, self.test_fraction)
         return LinearTrial(split, self.batch_size, seeded_generator(seed, 1))
@@ -115,6 +119,11 @@ class LogRegSparse(Problem):
             raise ValueError(f"planted must be <= dim ({self.dim}), got {self.planted!r}")
         if not self.zipf_exponent > 0:
             raise ValueError(f"zipf_exponent must be > 0, got {self.zipf_exponent!r}")
+
+    def check(self) -> None:
+        for path in (self.train_file, self.test_file):
+            if path:
+                data.check_svmlight_file(path)
 
     def build(self, seed: int) -> SparseTrial:
         if self.train_file:

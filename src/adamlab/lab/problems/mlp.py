@@ -54,6 +54,10 @@ class MLPDigits(Problem):
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction!r}")
 
+    def check(self) -> None:
+        if self.mnist_dir:
+            data.mnist_paths(self.mnist_dir)
+
     def build(self, seed: int) -> MLPTrial:
         split = data.load_mnist_split(self.mnist_dir) if self.mnist_dir else data.load_digits_split(seed, self.test_fraction)
         sizes = [split.x_train.shape[1]] + [self.hidden] * self.layers + [split.num_classes]
