@@ -112,7 +112,7 @@ class RichProgress(Progress):
 
         self.console = Console(file=out or sys.stdout)
         self.bars = Bars(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -125,7 +125,7 @@ class RichProgress(Progress):
 
     def start(self, total: int, skipped: int, pending: int, where: str) -> None:
         super().start(total, skipped, pending, where)
-        self.console.print(_start_line(total, skipped, pending, where))
+        self.console.print(_start_line(total, skipped, pending, where), markup=False, highlight=False)
         self.bars.start()
         self.overall = self.bars.add_task("sweep", total=pending)
 
@@ -142,14 +142,13 @@ class RichProgress(Progress):
             self.bars.remove_task(task)
         status = result["status"]
         head = _headline(result) if status == "finished" else "see `show` for the error"
-        self.bars.console.print(
-            f"{job.label()}: {status} in {result.get('wall_time') or 0:.1f}s" + (f" ({head})" if head else "")
-        )
+        line = f"{job.label()}: {status} in {result.get('wall_time') or 0:.1f}s" + (f" ({head})" if head else "")
+        self.bars.console.print(line, markup=False, highlight=False)
         self.bars.update(self.overall, advance=1)
 
     def close(self, summary: str) -> None:
         self.bars.stop()
-        self.console.print(summary)
+        self.console.print(summary, markup=False, highlight=False)
 
 
 def make_progress(mode: str = "auto", out: TextIO | None = None) -> Progress:
