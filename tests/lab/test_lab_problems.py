@@ -28,7 +28,17 @@ def run(problem, optimizer, steps, seed=0, options=None, **hp):
 
 
 def test_registry_lists_every_problem_with_a_description():
-    assert available_problems() == ["beale", "logreg-digits", "logreg-sparse", "mlp-digits", "quadratic", "reddi", "rosenbrock"]
+    assert available_problems() == [
+        "beale",
+        "gan-digits",
+        "logreg-digits",
+        "logreg-sparse",
+        "mlp-digits",
+        "quadratic",
+        "reddi",
+        "rosenbrock",
+        "vae-digits",
+    ]
     assert all(len(d) > 20 for _, d in describe_problems())
     with pytest.raises(LabError, match="must be > 2"):
         get_problem("reddi", C=1.0)
@@ -100,3 +110,20 @@ def test_a_diverging_run_stops_and_says_so():
     _, final, _ = run("quadratic", "sgd", 500, lr=3.0)  # lr * 100 > 2: the y coordinate blows up
     assert final["diverged"] is True
     assert final["steps_run"] < 500
+
+
+def test_vae_digits_learns():
+    first, final, _ = run("vae-digits", "adam", 300, lr=1e-3)
+    assert first["test_loss"] > 44.0  # about 64 log 2 nats of reconstruction at the start
+    assert final["test_loss"] < 0.6 * first["test_loss"]
+    assert final["test_reconstruction"] < final["test_loss"]
+
+
+def test_gan_digits_learns_several_digits():
+    # one optimizer over both networks (Adam, the problem's suggested lr 1e-3 and betas (0.5, 0.999))
+    first, final, result = run("gan-digits", "adam", 1000)
+    assert result["config"]["hyperparameters"] == {"betas": [0.5, 0.999], "lr": 1e-3}
+    assert first["inception_score"] < 1.1 and first["classes_covered"] == 1
+    assert final["inception_score"] > 1.8 and final["classes_covered"] >= 4
+    names = {name for kind, _, name, _ in result["metrics"] if kind == "train"}
+    assert names == {"loss", "d_loss", "g_loss"}

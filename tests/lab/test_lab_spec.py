@@ -80,6 +80,11 @@ def test_problem_suggested_hyperparameters_fill_only_unset_keys():
     assert jobs[0].config["hyperparameters"] == {"lr": 0.5}
 
 
+def test_suggested_hyperparameters_go_only_to_optimizers_that_take_them():
+    jobs = Sweep(problems=["gan-digits"], optimizers=["adam", "sgd"], steps=5).jobs()
+    assert [j.config["hyperparameters"] for j in jobs] == [{"betas": [0.5, 0.999], "lr": 1e-3}, {"lr": 1e-3}]
+
+
 def test_user_problem_by_module_and_factory():
     jobs = Sweep(problems=["lab_helpers:slow"], optimizers=["adam"], problem={"lab_helpers:slow": {"delay": 0.5}}).jobs()
     assert jobs[0].config["options"] == {"delay": 0.5, "kill_marker": "", "fail": False}

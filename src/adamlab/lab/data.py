@@ -53,8 +53,9 @@ def random_split(x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: i
 # -- scikit-learn's digits (bundled with the package: 1797 8x8 images) ------------------------------
 
 
-def load_digits_split(seed: int, test_fraction: float = 0.3) -> Split:
-    """scikit-learn's ``load_digits`` (64 features in 0..16), split by ``seed``, standardized by the train set."""
+def load_digits_split(seed: int, test_fraction: float = 0.3, scale: str = "standardize") -> Split:
+    """scikit-learn's ``load_digits`` (64 features in 0..16), split by ``seed``; ``scale``:
+    ``"standardize"`` (by the train set's mean and std) or ``"unit"`` (divided by 16, into [0, 1])."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover - depends on the environment
@@ -62,6 +63,8 @@ def load_digits_split(seed: int, test_fraction: float = 0.3) -> Split:
     data = load_digits()
     x = torch.as_tensor(data.data, dtype=torch.float32)
     y = torch.as_tensor(data.target, dtype=torch.int64)
+    if scale == "unit":
+        return random_split(x / 16.0, y, test_fraction, seed)
     return standardize(random_split(x, y, test_fraction, seed))
 
 
@@ -139,8 +142,9 @@ def mnist_paths(directory: str | Path) -> dict[str, Path]:
     return paths
 
 
-def load_mnist_split(directory: str | Path) -> Split:
-    """MNIST from the four IDX files in ``directory``: images flattened to 784 floats in [0, 1], standardized.
+def load_mnist_split(directory: str | Path, scale: str = "standardize") -> Split:
+    """MNIST from the four IDX files in ``directory``: images flattened to 784 floats in [0, 1],
+    then standardized (``scale="standardize"``) or left in [0, 1] (``scale="unit"``).
 
     The split is MNIST's own (60,000 train, 10,000 test); the seed does not change it.
     """
@@ -162,7 +166,7 @@ def load_mnist_split(directory: str | Path) -> Split:
         images(arrays["test_images"]),
         torch.as_tensor(arrays["test_labels"].astype(np.int64)),
     )
-    return standardize(split)
+    return split if scale == "unit" else standardize(split)
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool = False) -> None:

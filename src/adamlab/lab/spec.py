@@ -31,8 +31,9 @@ grid values
 
 Problems are registry names (:func:`adamlab.lab.problems.available_problems`) or user problems
 ``"package.module:factory"``; optimizers are names :func:`adamlab.available` lists.
-Hyperparameters a problem suggests (``default_hyperparameters``, e.g. Reddi's ``lr = 0.1``) are
-used where the sweep sets none.
+Hyperparameters a problem suggests (``default_hyperparameters``, e.g. Reddi's ``lr = 0.1``, the
+GAN's ``betas = [0.5, 0.999]``) are used where the sweep sets none and the optimizer takes the
+keyword (``sgd`` gets the GAN's ``lr`` but not its ``betas``).
 
 Each job's config is canonical JSON (sorted keys, every option and default resolved) and its id
 is the first 16 hex digits of its SHA-256, so the same job always has the same id and a rerun
@@ -314,7 +315,7 @@ class Sweep:
                 grid = self._optimizer_grid(oname)
                 keys = sorted(grid)
                 for combo in itertools.product(*(grid[k] for k in keys)):
-                    hp = {k: _plain(v) for k, v in suggested.items() if k not in grid}
+                    hp = {k: _plain(v) for k, v in suggested.items() if k not in grid and _accepts(oname, k, v)}
                     hp.update(dict(zip(keys, combo)))
                     hp = dict(sorted(hp.items()))
                     self._check_optimizer(oname, hp, checked)
@@ -360,6 +361,23 @@ class Sweep:
         except TypeError as err:
             raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
         checked.add(key)
+
+
+_ACCEPTS: dict[tuple[str, str], bool] = {}
+
+
+def _accepts(optimizer: str, key: str, value: Any) -> bool:
+    """Whether ``adamlab.create(optimizer, ..., key=value)`` is accepted (for a problem's suggestions)."""
+    if (optimizer, key) not in _ACCEPTS:
+        import adamlab
+        import torch
+
+        try:
+            adamlab.create(optimizer, [torch.zeros(1, requires_grad=True)], **optimizer_kwargs({key: _plain(value)}))
+            _ACCEPTS[optimizer, key] = True
+        except (ValueError, TypeError):
+            _ACCEPTS[optimizer, key] = False
+    return _ACCEPTS[optimizer, key]
 
 
 def optimizer_kwargs(hp: dict[str, Any]) -> dict[str, Any]:

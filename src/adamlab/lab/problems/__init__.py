@@ -2,7 +2,8 @@
 
 The protocol a problem follows is documented in :mod:`adamlab.lab.problems.base`. Built-in
 problems live one family per module (``online``: Reddi's counterexample; ``surfaces``: 2-D test
-functions; ``logreg``: logistic regression; ``mlp``: the multilayer perceptron) and are registered
+functions; ``logreg``: logistic regression; ``mlp``: the multilayer perceptron; ``generative``: the
+GAN and the VAE) and are registered
 here by name. A name of the form ``"package.module:factory"`` is a user problem: the factory is
 called with the options and must return an object of the protocol.
 """
@@ -27,6 +28,8 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "logreg-digits": ("logreg", "LogRegDigits"),
     "logreg-sparse": ("logreg", "LogRegSparse"),
     "mlp-digits": ("mlp", "MLPDigits"),
+    "gan-digits": ("generative", "GANDigits"),
+    "vae-digits": ("generative", "VAEDigits"),
 }
 
 

@@ -21,8 +21,9 @@ So a problem provides:
 ``target``
     A :class:`Target` (metric name, value, direction) for time-to-target scoring, or ``None``.
 ``default_hyperparameters``
-    Hyperparameters used when the sweep does not set them (``{"lr": 0.1}`` for Reddi's problem);
-    they are the problem's suggestion, never forced over the sweep's.
+    Hyperparameters used when the sweep does not set them (``{"lr": 0.1}`` for Reddi's problem),
+    each only for optimizers that take that keyword; the problem's suggestion, never forced over
+    the sweep's.
 ``options()``
     The options that define this instance (part of each job's id, so changing one re-runs jobs).
 ``check()`` (optional)
