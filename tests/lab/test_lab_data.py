@@ -108,3 +108,62 @@ def test_logreg_sparse_from_an_svmlight_file(tmp_path):
     missing = dict(job.config, options=dict(job.config["options"], train_file=str(tmp_path / "aclImdb.feat")))
     failed = execute_job(missing, job_id="x")
     assert failed["status"] == "failed" and "svmlight file" in failed["error"] and "labeledBow.feat" in failed["error"]
+
+
+def tiny_cifar(folder, binary, per_file=30):
+    """Fake CIFAR-10 batches: class k is a bright square in channel k % 3 at a class-specific place."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    folder.mkdir()
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for j, name in enumerate(names):
+        labels = (np.arange(per_file) + j) % 10
+        images = rng.integers(0, 60, size=(per_file, 3, 32, 32), dtype=np.uint8)
+        for i, k in enumerate(labels):
+            r, c = divmod(int(k), 4)
+            images[i, k % 3, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = 250
+        if binary:
+            records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(per_file, -1)], axis=1)
+            (folder / f"{name}.bin").write_bytes(records.tobytes())
+        else:
+            with open(folder / name, "wb") as f:
+                pickle.dump({b"data": images.reshape(per_file, -1), b"labels": labels.tolist()}, f)
+    return images, labels
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_cifar10_readers_and_the_cnn_on_tiny_files(tmp_path, binary):
+    from adamlab.lab.data import load_cifar10_split
+
+    images, labels = tiny_cifar(tmp_path / "cifar", binary)
+    split = load_cifar10_split(tmp_path / "cifar")
+    assert tuple(split.x_train.shape) == (150, 3, 32, 32) and tuple(split.x_test.shape) == (30, 3, 32, 32)
+    assert split.y_test.tolist() == labels.tolist()
+    assert split.x_train.mean(dim=(0, 2, 3)).abs().max() < 1e-5  # normalized per channel by the train set
+    # the test images are the last file's, in order: class 0 is bright in channel 0, top-left
+    bright = split.x_test[:, :, :8, :8].mean(dim=(2, 3))
+    assert bright[labels == 0, 0].min() > bright[labels == 0, 1].max()
+    if binary:
+        return  # train once (python version) to keep the suite short
+    job = Sweep(
+        problems=["cnn-cifar10"],
+        optimizers=["adam"],
+        steps=30,
+        grid={"lr": [3e-3]},
+        problem={"cnn-cifar10": {"cifar_dir": str(tmp_path / "cifar"), "width": 8, "batch_size": 30, "augment": True}},
+    ).jobs()[0]
+    result = execute_job(job.config, job_id=job.id)
+    assert result["status"] == "finished", result["error"]
+    first = {n: v for kind, s, n, v in result["metrics"] if kind == "eval" and s == 0}
+    assert result["final_metrics"]["train_loss"] < 0.5 * first["train_loss"]
+    assert result["final_metrics"]["test_accuracy"] >= 0.7
+
+
+def test_missing_cifar_says_what_is_expected(tmp_path):
+    with pytest.raises(LabError, match="cnn-cifar10 needs cifar_dir .*data_batch_1 .*test_batch"):
+        Sweep(problems=["cnn-cifar10"], optimizers=["adam"]).jobs()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "data_batch_1").write_bytes(b"x")
+    with pytest.raises(LabError, match="lacks data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch"):
+        Sweep(problems=["cnn-cifar10"], optimizers=["adam"], problem={"cnn-cifar10": {"cifar_dir": str(tmp_path / "c")}}).jobs()

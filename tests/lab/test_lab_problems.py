@@ -30,6 +30,7 @@ def run(problem, optimizer, steps, seed=0, options=None, **hp):
 def test_registry_lists_every_problem_with_a_description():
     assert available_problems() == [
         "beale",
+        "cnn-cifar10",
         "gan-digits",
         "logreg-digits",
         "logreg-sparse",

@@ -212,7 +212,7 @@ def test_user_errors_are_one_line_and_exit_2_with_the_store_untouched(tmp_path, 
 
 def test_problem_listing():
     lines = problem_lines()
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert lines[0].startswith("beale ") and "Beale's function" in lines[0]
     assert any(line.startswith("reddi ") and "regret" in line for line in lines)
 
@@ -221,7 +221,7 @@ def test_module_entry_point_lists_problems():
     out = subprocess.run(
         [sys.executable, "-m", "adamlab.lab.cli", "problems"], env=subprocess_env(), capture_output=True, text=True, timeout=120
     )
-    assert out.returncode == 0 and len(out.stdout.splitlines()) == 9
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 10
 
 
 def test_importing_adamlab_loads_no_lab_dependencies():

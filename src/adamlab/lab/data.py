@@ -289,3 +289,73 @@ def load_svmlight_split(train_file: str, test_file: str | None, dim: int, seed: 
         test, train = perm[:n_test], perm[n_test:]
         x_train, y_train, x_test, y_test = x_train[train], y_train[train], x_train[test], y_train[test]
     return SparseSplit(x_train, torch.as_tensor(y_train), x_test, torch.as_tensor(y_test))
+
+
+# -- CIFAR-10 -------------------------------------------------------------------------------------
+
+CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR_TEST = "test_batch"
+CIFAR_HELP = (
+    "the CIFAR-10 files: data_batch_1 ... data_batch_5 and test_batch (the 'python version', folder "
+    "cifar-10-batches-py) or data_batch_1.bin ... data_batch_5.bin and test_batch.bin (the 'binary version', "
+    "cifar-10-batches-bin), from Alex Krizhevsky's CIFAR page (www.cs.toronto.edu/~kriz/cifar.html); unpack the "
+    "archive and point cifar_dir at the folder holding them"
+)
+
+
+def cifar10_paths(directory: str | Path | None) -> tuple[str, list[Path], Path]:
+    """``(format, train files, test file)`` in ``directory``; LabError says what is expected and how to get it."""
+    if not directory:
+        raise LabError(
+            f'cnn-cifar10 needs cifar_dir (e.g. [sweep.problem.cnn-cifar10] cifar_dir = "data/cifar-10-batches-py"): {CIFAR_HELP}'
+        )
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LabError(f"CIFAR-10 directory {str(directory)!r} does not exist: expected {CIFAR_HELP}")
+    for fmt, suffix in (("python", ""), ("binary", ".bin")):
+        train = [directory / (name + suffix) for name in CIFAR_TRAIN]
+        test = directory / (CIFAR_TEST + suffix)
+        present = [p for p in [*train, test] if p.is_file()]
+        if len(present) == 6:
+            return fmt, train, test
+        if present:
+            missing = [p.name for p in [*train, test] if not p.is_file()]
+            raise LabError(f"CIFAR-10 directory {str(directory)!r} lacks {', '.join(missing)}: expected {CIFAR_HELP}")
+    raise LabError(f"no CIFAR-10 files in {str(directory)!r}: expected {CIFAR_HELP}")
+
+
+def _read_cifar_file(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    if fmt == "binary":
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size % 3073:
+            raise LabError(f"{str(path)!r} is not a CIFAR-10 binary batch (its size is not a multiple of 3073 bytes)")
+        records = raw.reshape(-1, 3073)
+        return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0].astype(np.int64)
+    import pickle
+
+    # The python version is a pickle of {b"data": uint8 (N, 3072), b"labels": [N ints]}. Unpickling
+    # runs code from the file: only point cifar_dir at files you trust (the official archive).
+    with open(path, "rb") as f:
+        try:
+            batch = pickle.load(f, encoding="bytes")
+        except Exception as err:
+            raise LabError(f"{str(path)!r} is not a CIFAR-10 python batch: {err}") from None
+    try:
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LabError(f"{str(path)!r} is not a CIFAR-10 python batch (expected b'data' and b'labels'): {err}") from None
+    return images, labels
+
+
+def load_cifar10_split(directory: str | Path) -> Split:
+    """CIFAR-10 as float32 ``(N, 3, 32, 32)`` images normalized per channel by the train set; int64 labels."""
+    fmt, train_files, test_file = cifar10_paths(directory)
+    parts = [_read_cifar_file(p, fmt) for p in train_files]
+    x_train = torch.as_tensor(np.concatenate([p[0] for p in parts])).float() / 255.0
+    y_train = torch.as_tensor(np.concatenate([p[1] for p in parts]))
+    images, labels = _read_cifar_file(test_file, fmt)
+    x_test = torch.as_tensor(images).float() / 255.0
+    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return Split((x_train - mean) / std, y_train, (x_test - mean) / std, torch.as_tensor(labels))

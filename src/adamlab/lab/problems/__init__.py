@@ -3,7 +3,7 @@
 The protocol a problem follows is documented in :mod:`adamlab.lab.problems.base`. Built-in
 problems live one family per module (``online``: Reddi's counterexample; ``surfaces``: 2-D test
 functions; ``logreg``: logistic regression; ``mlp``: the multilayer perceptron; ``generative``: the
-GAN and the VAE) and are registered
+GAN and the VAE; ``cnn``: the CIFAR-10 CNN) and are registered
 here by name. A name of the form ``"package.module:factory"`` is a user problem: the factory is
 called with the options and must return an object of the protocol.
 """
@@ -30,6 +30,7 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "mlp-digits": ("mlp", "MLPDigits"),
     "gan-digits": ("generative", "GANDigits"),
     "vae-digits": ("generative", "VAEDigits"),
+    "cnn-cifar10": ("cnn", "CNNCifar10"),
 }
 
 
