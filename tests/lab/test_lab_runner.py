@@ -262,3 +262,12 @@ def test_rich_progress_display(tmp_path):
     assert summary.finished == 2 and "2 jobs: 0 already finished, 2 to run in this process" in text
     assert "reddi amsgrad lr=0.1 seed=0: finished" in text and "2 run (2 finished, 0 failed)" in text
     assert isinstance(make_progress("auto", io.StringIO()), type(make_progress("plain", io.StringIO())))  # not a TTY: plain
+
+
+def test_bad_executor_settings_fail_before_the_store_is_created(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[sweep]\nproblems = ["reddi"]\noptimizers = ["adam"]\nsteps = 5\n')
+    db = tmp_path / "r.sqlite"
+    assert "--address is for --executor ray" in error_line(capsys, "run", str(spec), "--db", str(db), "--address", "auto")
+    assert "--workers must be >= 0" in error_line(capsys, "run", str(spec), "--db", str(db), "--workers", "-1")
+    assert not db.exists()

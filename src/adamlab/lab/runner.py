@@ -400,6 +400,12 @@ class RayExecutor(Executor):
 def make_executor(kind: str, workers: int | None, address: str | None, jobs: int) -> Executor:
     """The executor for ``--executor`` ``kind`` (``local`` with ``workers=0`` runs inline)."""
     if kind == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise LabError("--executor ray needs Ray: pip install 'ray>=2.9' (or use the default local executor)")
+        if workers is not None and workers < 1:
+            raise LabError(f"--workers must be >= 1 with --executor ray, got {workers}")
         return RayExecutor(address, workers)
     if address:
         raise LabError("--address is for --executor ray")
@@ -466,6 +472,7 @@ def run_sweep(
     elif not isinstance(sweep, Sweep):
         sweep = load_spec(sweep)
     jobs = sweep.jobs()
+    make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched
     store = Store.open(db, create=True)
     try:
         done = store.finished_ids()
