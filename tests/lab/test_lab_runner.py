@@ -90,7 +90,10 @@ def start_run(spec, db, workers=2):
         "--progress",
         "plain",
     ]
-    return subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # its own process group, so a test can send SIGINT to the run and its workers as Ctrl-C at a terminal does
+    return subprocess.Popen(
+        cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def finished_count(db):
@@ -104,7 +107,7 @@ def finished_count(db):
         return 0
 
 
-def test_sigint_midway_keeps_finished_runs_and_a_rerun_completes_exactly_the_rest(tmp_path):
+def test_ctrl_c_midway_keeps_finished_runs_and_a_rerun_completes_exactly_the_rest(tmp_path):
     spec = tmp_path / "slow.toml"
     spec.write_text(SLOW_SPEC.format(seeds=", ".join(map(str, range(10))), delay=0.05, marker=""))  # 10 jobs of ~0.5 s
     db = tmp_path / "r.sqlite"
@@ -113,7 +116,7 @@ def test_sigint_midway_keeps_finished_runs_and_a_rerun_completes_exactly_the_res
     while finished_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the run process and its workers all get SIGINT
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert "interrupted: finished jobs are stored" in err
