@@ -1,0 +1,196 @@
+"""The lab's command-line commands, for ``adamlab``'s CLI to mount (and ``python -m adamlab.lab.cli``).
+
+:func:`add_commands` registers on an argparse ``subparsers`` object::
+
+    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--progress auto|rich|plain|none]
+    show --db results.sqlite [--json] [--problem P] [--optimizer O] [--status S]
+
+Each sets ``func`` (``args.func(args)`` returns the exit status). :func:`list_problems` prints the
+problems, one line each with its description (for ``adamlab list problems``). Exit statuses: 0 done;
+1 a worker died or some jobs failed; 2 a user error (:class:`~adamlab.lab.errors.LabError`: bad
+spec, unknown name, missing dataset file, unusable store), printed as one line ``error: ...``;
+130 interrupted (Ctrl-C or SIGTERM; everything finished before is stored, rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .errors import LabError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _lab_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except LabError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+
+    wrapped.__name__ = func.__name__
+    wrapped.__doc__ = func.__doc__
+    return wrapped
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@_lab_errors
+def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: run a sweep spec into a store, skipping finished jobs."""
+    from .runner import WorkerLost, run_sweep
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # SIGINT may arrive ignored (a shell starts background jobs that way): `run` promises to stop
+        # cleanly on it, so it is handled here; a polite SIGTERM stops the same way.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave the handlers alone
+        previous = {}
+    try:
+        summary = run_sweep(
+            args.spec, args.db, workers=args.workers, executor=args.executor, address=args.address, progress=args.progress
+        )
+    except KeyboardInterrupt:
+        print("interrupted: finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except WorkerLost as err:
+        print(f"error: {err}; finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "(" + ",".join(_fmt(x) for x in v) + ")"
+    return str(v)
+
+
+@_lab_errors
+def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``show``: the runs in a store, as a table or (``--json``) one JSON object per line."""
+    from .store import Store, run_records
+
+    out = out or sys.stdout
+    with Store.open(args.db, create=False) as store:
+        runs = store.runs(problem=args.problem, optimizer=args.optimizer, status=args.status)
+    if args.json:
+        for record in run_records(runs):
+            print(json.dumps(record, sort_keys=True), file=out)
+        return EXIT_OK
+    if not runs:
+        print(f"no runs in {args.db}", file=out)
+        return EXIT_OK
+    skip = {"steps_run", "diverged", "x", "y"}
+    header = ("id", "problem", "optimizer", "hyperparameters", "seed", "status", "seconds", "final metrics")
+    rows = []
+    for run in runs:
+        metrics = run["final_metrics"] or {}
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items()) if k not in skip and v is not None)
+        if metrics.get("diverged"):
+            shown = "diverged; " + shown
+        if run["status"] == "failed" and run["error"]:
+            shown = (run["error"].strip().splitlines() or [""])[-1]
+        hp = " ".join(f"{k}={_fmt(v)}" for k, v in (run["hyperparameters"] or {}).items())
+        rows.append(
+            (
+                run["id"][:8],
+                run["problem"],
+                run["optimizer"],
+                hp,
+                str(run["seed"]),
+                run["status"],
+                f"{run['wall_time'] or 0:.1f}",
+                shown,
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1], file=out)
+    return EXIT_OK
+
+
+def problem_lines() -> list[str]:
+    """One line per built-in problem: its name, padded, then its description."""
+    from .problems import describe_problems
+
+    described = describe_problems()
+    width = max(len(name) for name, _ in described)
+    return [f"{name.ljust(width)}  {description}" for name, description in described]
+
+
+def list_problems(file: TextIO | None = None) -> int:
+    """Print :func:`problem_lines` (for ``adamlab list problems``); returns exit status 0."""
+    for line in problem_lines():
+        print(line, file=file or sys.stdout)
+    return EXIT_OK
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register ``run`` and ``show`` on an argparse subparsers object; each sets ``func`` -> exit status."""
+    run = subparsers.add_parser(
+        "run",
+        help="run a sweep spec (TOML) into a result store, skipping jobs already finished there",
+        description="Run every job of a sweep spec into a SQLite result store. Finished jobs are skipped, so rerunning "
+        "the same command after Ctrl-C or a crash runs exactly the missing jobs.",
+    )
+    run.add_argument("spec", help="the sweep spec, a TOML file with a [sweep] table")
+    run.add_argument("--db", required=True, help="the result store (SQLite file; created if missing)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: CPU count, at most the job count; 0 = in this process)",
+    )
+    run.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where jobs run (default: a local process pool)"
+    )
+    run.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: start a local one)")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "none"),
+        default="auto",
+        help="progress display (default: rich on a terminal)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    show = subparsers.add_parser("show", help="list the runs in a result store", description="List the runs in a result store.")
+    show.add_argument("--db", required=True, help="the result store (SQLite file)")
+    show.add_argument("--json", action="store_true", help="one JSON object per run: its config, status and final metrics")
+    show.add_argument("--problem", default=None, help="only runs of this problem")
+    show.add_argument("--optimizer", default=None, help="only runs of this optimizer")
+    show.add_argument("--status", choices=("finished", "failed"), default=None, help="only runs with this status")
+    show.set_defaults(func=cmd_show)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adamlab.lab.cli {run,show,problems}``: the lab commands without the main CLI."""
+    parser = argparse.ArgumentParser(prog="python -m adamlab.lab.cli", description="adamlab's benchmark lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    problems = sub.add_parser("problems", help="list the built-in problems")
+    problems.set_defaults(func=lambda args: list_problems())
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `... show --json | head`: the reader left; not an error
+        sys.stderr.close()
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

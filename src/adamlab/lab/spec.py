@@ -1,0 +1,410 @@
+"""Sweep specs (TOML or Python) and their expansion into jobs.
+
+A sweep is problems x optimizers x hyperparameter grid x seeds. The minimal TOML form::
+
+    [sweep]
+    problems = ["logreg-digits"]
+    optimizers = ["adam", "nadam"]
+    seeds = [0, 1]
+    steps = 200            # optional: else each problem's default budget
+    [sweep.grid]           # hyperparameters every optimizer gets (each value: a list of choices)
+    lr = [1e-3, 3e-3]
+
+Everything else is optional:
+
+``eval_every``, ``log_every``
+    Evaluate every ``eval_every`` steps (default: steps // 10; always at step 0 and at the end);
+    store the step-wise training metrics every ``log_every`` steps (default 1).
+grid values
+    A list of choices (``lr = [1e-3, 3e-3]``); a scalar, meaning one choice (``eps = 1e-8``); a
+    choice that is itself a list is a tuple (``betas = [[0.9, 0.999], [0.0, 0.1]]``); a log-spaced
+    range ``lr = {log = [1e-4, 1e-1], num = 4}`` (1e-4, 1e-3, 1e-2, 1e-1) or a linear one
+    ``{lin = [0.1, 0.9], num = 5}``.
+``[sweep.optimizer.NAME]``
+    Grid entries for one optimizer only; they replace the shared grid's entries of the same key
+    and add others (``[sweep.optimizer.sgd] momentum = [0.9]``).
+``[sweep.problem.NAME]``
+    Per-problem settings: ``steps`` and ``eval_every`` (that problem's budget), and any other key
+    is an option of the problem (``[sweep.problem.mlp-digits] dropout = 0.5``,
+    ``mnist_dir = "data/mnist"``). Options whose name ends in ``_dir`` or ``_file`` are paths,
+    relative to the spec file's folder.
+
+Problems are registry names (:func:`adamlab.lab.problems.available_problems`) or user problems
+``"package.module:factory"``; optimizers are names :func:`adamlab.available` lists.
+Hyperparameters a problem suggests (``default_hyperparameters``, e.g. Reddi's ``lr = 0.1``, the
+GAN's ``betas = [0.5, 0.999]``) are used where the sweep sets none and the optimizer takes the
+keyword (``sgd`` gets the GAN's ``lr`` but not its ``betas``).
+
+Each job's config is canonical JSON (sorted keys, every option and default resolved) and its id
+is the first 16 hex digits of its SHA-256, so the same job always has the same id and a rerun
+skips it. Everything is validated (problems built, every optimizer/hyperparameter combination
+constructed on a dummy tensor) before a job runs, so a bad spec fails before anything is stored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LabError
+
+FORMAT = 1  # the job-config format; part of every job id
+
+SWEEP_KEYS = (
+    "problems",
+    "optimizers",
+    "seeds",
+    "steps",
+    "eval_every",
+    "log_every",
+    "grid",
+    "optimizer",
+    "problem",
+    "name",
+    "description",
+)
+PROBLEM_SETTINGS = ("steps", "eval_every")
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise LabError("reading TOML specs on Python 3.10 needs tomli (pip install tomli)") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise LabError(f"malformed TOML: {err}") from None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a problem with options, an optimizer with hyperparameters, a seed, a budget."""
+
+    id: str
+    config: dict[str, Any]
+
+    @property
+    def problem(self) -> str:
+        return self.config["problem"]
+
+    @property
+    def optimizer(self) -> str:
+        return self.config["optimizer"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    def label(self) -> str:
+        hp = " ".join(f"{k}={_short(v)}" for k, v in self.config["hyperparameters"].items())
+        return f"{self.problem} {self.optimizer}{' ' + hp if hp else ''} seed={self.seed}"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "(" + ",".join(_short(x) for x in v) + ")"
+    return str(v)
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def job_id(config: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists (recursively), so configs are JSON and compare equal after a round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def expand_values(key: str, spec: Any, where: str) -> list[Any]:
+    """The choices of one grid entry (see the module docstring)."""
+    if isinstance(spec, dict):
+        kinds = [k for k in ("log", "lin") if k in spec]
+        extra = set(spec) - {"log", "lin", "num"}
+        if len(kinds) != 1 or "num" not in spec or extra:
+            raise LabError(
+                f"{where}.{key}: a range is {{log = [low, high], num = N}} or {{lin = [low, high], num = N}}, got {spec!r}"
+            )
+        bounds, num = spec[kinds[0]], spec["num"]
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+            raise LabError(f"{where}.{key}.{kinds[0]}: expected [low, high], two numbers, got {bounds!r}")
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+            raise LabError(f"{where}.{key}.num: expected an integer >= 1, got {num!r}")
+        low, high = float(bounds[0]), float(bounds[1])
+        if kinds[0] == "log" and not (low > 0 and high > 0):
+            raise LabError(f"{where}.{key}.log: both bounds must be > 0, got {bounds!r}")
+        if num == 1:
+            return [low]
+        if kinds[0] == "log":
+            a, b = math.log(low), math.log(high)
+            inner = [math.exp(a + (b - a) * i / (num - 1)) for i in range(1, num - 1)]
+        else:
+            inner = [low + (high - low) * i / (num - 1) for i in range(1, num - 1)]
+        # rounded to 12 significant digits so the values (and job ids) do not depend on the last ulp
+        return [low] + [float(f"{v:.12g}") for v in inner] + [high]
+    if isinstance(spec, list):
+        if not spec:
+            raise LabError(f"{where}.{key}: the list of choices is empty")
+        return [_plain(v) for v in spec]
+    return [spec]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise LabError(message)
+
+
+@dataclass
+class Sweep:
+    """A sweep, from TOML (:func:`load_spec`) or built in Python::
+
+    Sweep(problems=["logreg-digits"], optimizers=["adam", "nadam"], seeds=[0, 1], steps=200,
+          grid={"lr": [1e-3, 3e-3]})
+    """
+
+    problems: list[str]
+    optimizers: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int | None = None
+    eval_every: int | None = None
+    log_every: int = 1
+    grid: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problem: dict[str, dict[str, Any]] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    source: str = "sweep"
+    base_dir: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "sweep", base_dir: str | None = None) -> Sweep:
+        """A sweep from the contents of a ``[sweep]`` table; unknown keys raise LabError."""
+        where = f"{source}: sweep"
+        _need(isinstance(data, dict), f"{source}: expected a [sweep] table")
+        for key in data:
+            if key not in SWEEP_KEYS:
+                close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise LabError(f"{where}: unknown key {key!r}.{hint} Accepted: {', '.join(SWEEP_KEYS)}")
+        for key in ("problems", "optimizers"):
+            _need(key in data, f"{where}: missing {key!r} (a list of names)")
+        seeds = data.get("seeds", [0])
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            seeds = [seeds]
+        return cls(
+            problems=data["problems"],
+            optimizers=data["optimizers"],
+            seeds=seeds,
+            steps=data.get("steps"),
+            eval_every=data.get("eval_every"),
+            log_every=data.get("log_every", 1),
+            grid=data.get("grid", {}),
+            optimizer=data.get("optimizer", {}),
+            problem=data.get("problem", {}),
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+            source=source,
+            base_dir=base_dir,
+        )
+
+    # -- validation and expansion -----------------------------------------------------------------
+
+    def _check_shape(self) -> None:
+        where = f"{self.source}: sweep"
+        for key in ("problems", "optimizers"):
+            value = getattr(self, key)
+            _need(
+                isinstance(value, list) and value and all(isinstance(v, str) for v in value),
+                f"{where}.{key}: expected a non-empty list of names, got {value!r}",
+            )
+            dupes = sorted({v for v in value if value.count(v) > 1})
+            _need(not dupes, f"{where}.{key}: listed twice: {', '.join(dupes)}")
+        _need(
+            isinstance(self.seeds, list)
+            and self.seeds
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds),
+            f"{where}.seeds: expected a non-empty list of integers, got {self.seeds!r}",
+        )
+        for key in ("steps", "eval_every"):
+            value = getattr(self, key)
+            _need(value is None or _positive_int(value), f"{where}.{key}: expected an integer >= 1, got {value!r}")
+        _need(_positive_int(self.log_every), f"{where}.log_every: expected an integer >= 1, got {self.log_every!r}")
+        _need(isinstance(self.grid, dict), f"{where}.grid: expected a table of hyperparameter choices, got {self.grid!r}")
+        _need(
+            isinstance(self.optimizer, dict), f"{where}.optimizer: expected tables [sweep.optimizer.NAME], got {self.optimizer!r}"
+        )
+        _need(isinstance(self.problem, dict), f"{where}.problem: expected tables [sweep.problem.NAME], got {self.problem!r}")
+        for name, table in self.optimizer.items():
+            _need(
+                name in self.optimizers,
+                f"{where}.optimizer.{name}: {name!r} is not in sweep.optimizers ({', '.join(self.optimizers)})",
+            )
+            _need(isinstance(table, dict), f"{where}.optimizer.{name}: expected a table of hyperparameter choices")
+        for name, table in self.problem.items():
+            _need(
+                name in self.problems,
+                f"{where}.problem.{name}: {name!r} is not in sweep.problems ({', '.join(self.problems)})",
+            )
+            _need(isinstance(table, dict), f"{where}.problem.{name}: expected a table of settings and options")
+            for key in PROBLEM_SETTINGS:
+                value = table.get(key)
+                _need(
+                    value is None or _positive_int(value),
+                    f"{where}.problem.{name}.{key}: expected an integer >= 1, got {value!r}",
+                )
+
+    def _optimizer_grid(self, name: str) -> dict[str, list[Any]]:
+        where = f"{self.source}: sweep"
+        grid = {k: expand_values(k, v, f"{where}.grid") for k, v in self.grid.items()}
+        for k, v in self.optimizer.get(name, {}).items():
+            grid[k] = expand_values(k, v, f"{where}.optimizer.{name}")
+        return grid
+
+    def jobs(self) -> list[Job]:
+        """Every job of the sweep, in order problem, optimizer, hyperparameters, seed; LabError on any bad entry."""
+        import adamlab
+        from .problems import get_problem, problem_options
+
+        self._check_shape()
+        available = adamlab.available()
+        for name in self.optimizers:
+            if name not in available:
+                close = difflib.get_close_matches(name, available, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise LabError(f"{self.source}: unknown optimizer {name!r}.{hint} Available: {', '.join(available)}")
+        checked: set[str] = set()
+        jobs: list[Job] = []
+        seen: set[str] = set()
+        for pname in self.problems:
+            table = dict(self.problem.get(pname, {}))
+            settings = {k: table.pop(k) for k in PROBLEM_SETTINGS if k in table}
+            options = {k: self._resolve_path(k, v) for k, v in table.items()}
+            problem = get_problem(pname, **options)
+            check = getattr(problem, "check", None)
+            if callable(check):
+                check()
+            steps = settings.get("steps") or self.steps or int(problem.default_steps)
+            eval_every = settings.get("eval_every") or self.eval_every or max(1, steps // 10)
+            suggested = dict(getattr(problem, "default_hyperparameters", {}) or {})
+            opts = _plain(problem_options(problem, options))
+            for oname in self.optimizers:
+                grid = self._optimizer_grid(oname)
+                keys = sorted(grid)
+                for combo in itertools.product(*(grid[k] for k in keys)):
+                    hp = {k: _plain(v) for k, v in suggested.items() if k not in grid and _accepts(oname, k, v)}
+                    hp.update(dict(zip(keys, combo)))
+                    hp = dict(sorted(hp.items()))
+                    self._check_optimizer(oname, hp, checked)
+                    for seed in self.seeds:
+                        config = {
+                            "format": FORMAT,
+                            "problem": pname,
+                            "options": opts,
+                            "optimizer": oname,
+                            "hyperparameters": hp,
+                            "seed": seed,
+                            "steps": steps,
+                            "eval_every": eval_every,
+                            "log_every": self.log_every,
+                        }
+                        try:
+                            jid = job_id(config)
+                        except (TypeError, ValueError) as err:
+                            raise LabError(
+                                f"{self.source}: a value of problem {pname!r} / optimizer {oname!r} is not JSON: {err}"
+                            ) from None
+                        if jid not in seen:
+                            seen.add(jid)
+                            jobs.append(Job(jid, config))
+        return jobs
+
+    def _resolve_path(self, key: str, value: Any) -> Any:
+        if isinstance(value, str) and (key.endswith("_dir") or key.endswith("_file")) and self.base_dir:
+            return str((Path(self.base_dir) / Path(value).expanduser()).resolve())
+        return value
+
+    def _check_optimizer(self, name: str, hp: dict[str, Any], checked: set[str]) -> None:
+        key = canonical_json([name, hp])
+        if key in checked:
+            return
+        import adamlab
+        import torch
+
+        try:
+            adamlab.create(name, [torch.zeros(1, requires_grad=True)], **optimizer_kwargs(hp))
+        except ValueError as err:
+            raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
+        except TypeError as err:
+            raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
+        checked.add(key)
+
+
+_ACCEPTS: dict[tuple[str, str], bool] = {}
+
+
+def _accepts(optimizer: str, key: str, value: Any) -> bool:
+    """Whether ``adamlab.create(optimizer, ..., key=value)`` is accepted (for a problem's suggestions)."""
+    if (optimizer, key) not in _ACCEPTS:
+        import adamlab
+        import torch
+
+        try:
+            adamlab.create(optimizer, [torch.zeros(1, requires_grad=True)], **optimizer_kwargs({key: _plain(value)}))
+            _ACCEPTS[optimizer, key] = True
+        except (ValueError, TypeError):
+            _ACCEPTS[optimizer, key] = False
+    return _ACCEPTS[optimizer, key]
+
+
+def optimizer_kwargs(hp: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as the optimizer takes them: lists (from JSON/TOML) become tuples (``betas``)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read a TOML sweep spec; malformed TOML (with its line and column), unknown keys, a missing file raise LabError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabError(f"sweep spec {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise LabError(f"cannot read sweep spec {str(path)!r}: {err}") from None
+    try:
+        data = _toml_loads(text)
+    except LabError as err:
+        raise LabError(f"{path}: {err}") from None
+    extra = sorted(set(data) - {"sweep"})
+    if extra:
+        raise LabError(f"{path}: unknown top-level table(s) {', '.join(extra)}; a spec has one [sweep] table")
+    if "sweep" not in data:
+        raise LabError(f"{path}: no [sweep] table")
+    return Sweep.from_dict(data["sweep"], source=str(path), base_dir=str(path.resolve().parent))
