@@ -23,7 +23,7 @@ assigning ``p.data``) is detected by its data pointer and the pack is rebuilt.
 
 from __future__ import annotations
 
-import functools
+import operator
 import os
 import types
 import warnings
@@ -37,30 +37,40 @@ from ._engine import reference_update, scalars
 if TYPE_CHECKING:
     from ._base import RuleOptimizer
 
-_COMPILED: dict[Callable[..., None], Callable[..., None]] = {}
+_KERNELS: dict[tuple, Callable[..., None]] = {}
 _WARNED: set[str] = set()
+
+_GRAD = operator.attrgetter("grad")
+_DATA_PTR = torch.Tensor.data_ptr
 
 COMPILE_MIN_NUMEL = 1 << 16
 """Packs smaller than this run the rule eagerly: for them compiling costs more than it saves."""
 
 
-def _apply(rule: Callable[..., None], p, g, s, h, flags) -> None:
-    if flags["maximize"]:
-        g = -g
-    rule(p, g, s, h, flags)
+class _Scalars:
+    """``h`` inside a compiled kernel: the hyperparameters as attributes (torch.compile cannot trace
+    building a ``types.SimpleNamespace``, which the reference engine uses)."""
 
 
-def _apply_for(rule: Callable[..., None]) -> Callable[..., None]:
-    """``_apply`` bound to ``rule`` as a function with a code object of its own.
+def _kernel_function(rule: Callable[..., None], flags: dict[str, Any], slots: tuple[str, ...], names: tuple[str, ...]):
+    """The rule applied to flat buffers, as a function of tensors only: ``(p, g, slot_tensors, scalars)``.
 
-    torch.compile keeps its cache (and its limit of 8 variants) per code object, so a shared wrapper
-    (a ``functools.partial`` or a closure) would make every algorithm a recompile of one function.
+    The structure (options, state slot names, hyperparameter names) is fixed in the closure, so
+    the compiled function guards on tensors alone (cheap to check every step), and each structure
+    gets a code object of its own: torch.compile keeps its cache, and its limit of 8 variants, per
+    code object.
     """
 
-    def apply(p, g, s, h, flags) -> None:
-        _apply(rule, p, g, s, h, flags)
+    def apply(p, g, slot_tensors, scalar_tensors) -> None:
+        s = dict(zip(slots, slot_tensors))
+        h = _Scalars()
+        for name, value in zip(names, scalar_tensors):
+            setattr(h, name, value)
+        if flags["maximize"]:
+            g = -g
+        rule(p, g, s, h, flags)
 
-    code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}")
+    code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}_{len(_KERNELS)}")
     return types.FunctionType(code, apply.__globals__, code.co_name, None, apply.__closure__)
 
 
@@ -117,36 +127,40 @@ def _hoist_pass() -> Any:
     return _HOIST_PASS
 
 
-def run_rule(rule: Callable[..., None], numel: int) -> Callable[..., None]:
-    """``rule`` applied to flat buffers: compiled (once per rule, dynamic sizes) or eager.
+def kernel(rule: Callable[..., None], flags: dict[str, Any], slots: tuple[str, ...], names: tuple[str, ...], numel: int):
+    """``rule`` on flat buffers for one structure: compiled (once, dynamic sizes) or eager.
 
     Compiled when ``ADAMLAB_COMPILE=1``, or by default (``auto``) when the pack holds at least
     :data:`COMPILE_MIN_NUMEL` elements; ``ADAMLAB_COMPILE=0`` never compiles. When compiling fails,
-    the same rule runs eagerly from then on, after a one-time warning saying why.
+    the same function runs eagerly from then on, after a one-time warning saying why.
     """
-    if not _compile_wanted(numel):
-        return functools.partial(_apply, rule)
-    if rule not in _COMPILED:
-        options = {"post_grad_custom_post_pass": _hoist_pass()}
-        fn = torch.compile(_apply_for(rule), dynamic=True, options=options)
+    compiled = _compile_wanted(numel)
+    key = (rule, tuple(sorted(flags.items())), slots, names, compiled)
+    if key not in _KERNELS:
+        fn = _kernel_function(rule, flags, slots, names)
+        if not compiled:
+            _KERNELS[key] = fn
+        else:
+            options = {"post_grad_custom_post_pass": _hoist_pass()}
+            compiled_fn = torch.compile(fn, dynamic=True, options=options)
 
-        def run(*args: Any) -> None:
-            try:
-                fn(*args)
-            except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same rule, eager
-                _COMPILED[rule] = eager = functools.partial(_apply, rule)
-                if rule.__qualname__ not in _WARNED:
-                    _WARNED.add(rule.__qualname__)
-                    warnings.warn(
-                        f"adamlab: torch.compile failed for {rule.__qualname__} ({type(err).__name__}: {str(err)[:300]}); "
-                        "the packed engine runs it eagerly from now on (same results, slower)",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                eager(*args)
+            def run(*args: Any) -> None:
+                try:
+                    compiled_fn(*args)
+                except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same rule, eager
+                    _KERNELS[key] = fn
+                    if rule.__qualname__ not in _WARNED:
+                        _WARNED.add(rule.__qualname__)
+                        warnings.warn(
+                            f"adamlab: torch.compile failed for {rule.__qualname__} ({type(err).__name__}: {str(err)[:300]}); "
+                            "the packed engine runs it eagerly from now on (same results, slower)",
+                            RuntimeWarning,
+                            stacklevel=4,
+                        )
+                    fn(*args)
 
-        _COMPILED[rule] = run
-    return _COMPILED[rule]
+            _KERNELS[key] = run
+    return _KERNELS[key]
 
 
 def packable(p: torch.Tensor) -> bool:
@@ -184,6 +198,7 @@ class Pack:
         self.ptrs = [p.data_ptr() for p in params]
         self.grad_ptrs = [self._slice(self.flat_g, i).data_ptr() for i in range(len(params))]
         self.uniform = False
+        self.stateful = False  # every param has its state (then new state can only come from a rebuild)
 
     def _slice(self, flat: torch.Tensor, i: int) -> torch.Tensor:
         return flat[self.offsets[i] : self.offsets[i + 1]]
@@ -202,59 +217,71 @@ class Pack:
                 state[key] = view
         self.opt.state[p] = state
 
-    def valid(self) -> bool:
-        """False when a param's storage moved (``model.to()``, ``p.data = ...``): rebuild then."""
-        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self.ptrs))
-
     @torch.no_grad()
-    def step(self, h: Any, flags: dict[str, Any]) -> None:
+    def step(self, h: Any, flags: dict[str, Any]) -> bool:
+        """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
+        # the usual case, checked at C speed: params in place, every grad already the view into flat_g
+        try:
+            usual = list(map(_DATA_PTR, map(_GRAD, self.params))) == self.grad_ptrs
+        except TypeError:  # a grad is None
+            usual = False
+        if usual and list(map(_DATA_PTR, self.params)) != self.ptrs:
+            return False
         missing = False
-        for i, p in enumerate(self.params):
+        for i, (p, ptr, grad_ptr) in enumerate(zip(self.params, self.ptrs, self.grad_ptrs) if not usual else ()):
+            if p.data_ptr() != ptr:
+                return False
             g = p.grad
             if g is None:
                 missing = True
-            elif g.is_sparse:
-                raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
-            elif g.data_ptr() != self.grad_ptrs[i] or g.shape != p.shape:
+            elif g.data_ptr() != grad_ptr:  # (torch guarantees a grad has the param's shape)
+                if g.is_sparse:
+                    raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
                 view = self._slice(self.flat_g, i).view_as(p)
                 view.copy_(g)
                 p.grad = view
-        for i, p in enumerate(self.params):
-            if p.grad is not None and not self.opt.state.get(p):
-                self._adopt(i, self.opt._init_state(p, self.group))
-                self.uniform = False
+        if not self.stateful:
+            for i, p in enumerate(self.params):
+                if p.grad is not None and not self.opt.state.get(p):
+                    self._adopt(i, self.opt._init_state(p, self.group))
+                    self.uniform = False
+            self.stateful = all(self.opt.state.get(p) for p in self.params)
         if missing:
             # exact path: some param has no gradient this step: per tensor, on the views
             self.uniform = False
             for p in self.params:
                 if p.grad is not None:
                     reference_update(self.opt, p, self.group, h)
-            return
+            return True
         self.scalar["step"] += 1
         self.uniform = self.uniform or all(bool((buf == buf[0]).all()) for buf in self.scalar.values())
-        rule = run_rule(type(self.opt)._rule, self.flat_p.numel())
-        state = dict(self.flat)
+        names = tuple(vars(h))
+        values = [getattr(h, n) for n in names]
         if self.uniform:
             # fast path: every param has the same history, so one value stands for all
-            state.update((key, buf[0]) for key, buf in self.scalar.items())
-            rule(self.flat_p, self.flat_g, state, h, flags)
-            for key, buf in self.scalar.items():
-                buf[1:] = buf[0]
+            scalars = {key: buf[0] for key, buf in self.scalar.items()}
         else:
             # per-param scalars differ (a param joined late): expand them per element, read them back
             counts = torch.tensor(self.numels, device=self.flat_p.device)
+            scalars = {k: torch.repeat_interleave(buf.to(self.flat_p.device, torch.float64), counts) for k, buf in self.scalar.items()}
+        slots = (*self.flat, *scalars)
+        run = kernel(type(self.opt)._rule, flags, slots, names, self.flat_p.numel())
+        run(self.flat_p, self.flat_g, [*self.flat.values(), *scalars.values()], values)
+        if self.uniform:
+            for buf in self.scalar.values():
+                buf[1:] = buf[0]
+        else:
             starts = torch.tensor(self.offsets[:-1], device=self.flat_p.device)
-            expanded = {k: torch.repeat_interleave(buf.to(self.flat_p.device, torch.float64), counts) for k, buf in self.scalar.items()}
-            rule(self.flat_p, self.flat_g, {**state, **expanded}, h, flags)
             for key, buf in self.scalar.items():
-                buf.copy_(expanded[key][starts])
+                buf.copy_(scalars[key][starts])
+        return True
 
 
-def build_packs(opt: RuleOptimizer, group: dict[str, Any]) -> tuple[list[Pack], list[torch.Tensor]]:
-    """Split a group into packs per (device, dtype) of packable params, and the rest."""
+def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
+    """Split params of a group into packs per (device, dtype) of packable params, and the rest."""
     by_kind: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
     rest = []
-    for p in group["params"]:
+    for p in params:
         if packable(p):
             by_kind.setdefault((p.device, p.dtype), []).append(p)
         else:
@@ -266,14 +293,25 @@ def build_packs(opt: RuleOptimizer, group: dict[str, Any]) -> tuple[list[Pack], 
 def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group on the packed layout."""
     entry = opt._packs.get(id(group))
-    if entry is None or entry[0] is not group or not all(pk.valid() for pk in entry[1]):
-        entry = (group, *build_packs(opt, group))
-        opt._packs[id(group)] = entry
+    if entry is None or entry[0] is not group:
+        entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]))
     _, packs, rest = entry
     h = scalars(group, opt._scalar_names)
     flags = {k: v for k, v in group.items() if isinstance(v, bool)}
-    for pack in packs:
-        pack.step(h, flags)
     for p in rest:
         if p.grad is not None:
             reference_update(opt, p, group, h)
+    for i, pack in enumerate(packs):
+        if not pack.step(h, flags):
+            break
+    else:
+        return
+    # A param of pack i moved its storage (``model.to()``, ``p.data = ...``), found before that pack
+    # changed anything: re-pack the params of packs i, i+1, ... from their data and state; step them.
+    new, unpackable = build_packs(opt, group, [p for pack in packs[i:] for p in pack.params])
+    for pack in new:
+        pack.step(h, flags)
+    for p in unpackable:
+        if p.grad is not None:
+            reference_update(opt, p, group, h)
+    opt._packs[id(group)] = (group, packs[:i] + new, rest + unpackable)
