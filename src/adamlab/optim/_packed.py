@@ -223,7 +223,7 @@ class Pack:
         # the usual case, checked at C speed: params in place, every grad already the view into flat_g
         try:
             usual = list(map(_DATA_PTR, map(_GRAD, self.params))) == self.grad_ptrs
-        except TypeError:  # a grad is None
+        except (TypeError, RuntimeError):  # a grad is None (or sparse: refused below)
             usual = False
         if usual and list(map(_DATA_PTR, self.params)) != self.ptrs:
             return False
@@ -234,9 +234,9 @@ class Pack:
             g = p.grad
             if g is None:
                 missing = True
+            elif g.is_sparse:
+                raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
             elif g.data_ptr() != grad_ptr:  # (torch guarantees a grad has the param's shape)
-                if g.is_sparse:
-                    raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
                 view = self._slice(self.flat_g, i).view_as(p)
                 view.copy_(g)
                 p.grad = view
