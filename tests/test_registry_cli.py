@@ -79,8 +79,7 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     assert main(["bench", "--cases", "b", "--optimizers", "adam", "swats", "--reps", "2", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = lines[lines.index(next(x for x in lines if x.startswith("optimizer"))) + 1 :]
-    rows = {line[:34].strip(): line[34:].split() for line in table if not line.startswith("(")}
-    assert table[-1].startswith("(torch Adam fused over the run:")
+    rows = {line[:34].strip(): line[34:].split() for line in table}
     assert rows["torch Adam fused"][1] == "1.00"
     assert {"adamlab adam packed", "adamlab adam reference", "adamlab swats reference", "torch Adam foreach"} <= set(rows)
     assert "adamlab swats packed" not in rows  # SWATS has no packed form yet

@@ -1,8 +1,9 @@
 """``adamlab bench``: optimizer step time against torch's fused Adam, measured in one process.
 
 Two layouts from the fast-engine issue: (a) 25M float32 params in 50 tensors, (b) 1M params in 500
-tensors. For each, every row is given as a ratio to torch.optim.Adam(fused=True) timed right after it in the
-same process, so the machine's drift during the run cancels; rows also show the achieved memory bandwidth
+tensors. For each, every row's ratio is the median over steps of its step time divided by the time of a
+torch.optim.Adam(fused=True) step taken right after it (the two alternate), so the machine's drift
+during the run cancels; rows also show the achieved memory bandwidth
 (bytes an ideal one-pass step must move: read param and grad, read and write each per-element state
 slot, write param) against the machine's measured in-place bandwidth (:func:`memory_bandwidth`). Gradients stay in place between
 steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,29 +114,47 @@ def _create(name: str, params: list[torch.Tensor], engine: str) -> torch.optim.O
     return create(name, params, lr=1e-3, engine=engine)
 
 
+def time_against(step: Callable[[], object], baseline: Callable[[], object], reps: int, warmup: int = 2) -> tuple[float, float]:
+    """(median ms of ``step``, median of the per-pair ratios step/baseline), the two alternating.
+
+    The machine's memory bandwidth drifts (other tenants): timing the two steps in turns, one
+    after the other, makes each ratio compare like with like.
+    """
+    for _ in range(warmup):
+        step()
+        baseline()
+    times, ratios = [], []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        mid = time.perf_counter()
+        baseline()
+        end = time.perf_counter()
+        times.append(mid - start)
+        ratios.append((mid - start) / (end - mid))
+    return 1e3 * statistics.median(times), statistics.median(ratios)
+
+
 def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print) -> list[Row]:
     numel, tensors = CASES[case]
     params = _params(numel, tensors)
     nbytes = numel * 4
     fused = torch.optim.Adam(params, lr=1e-3, fused=True)
-    bases = [time_steps(fused.step, reps)]
-    rows = [Row("torch Adam fused", bases[0], 7 * nbytes / bases[0] / 1e6)]
+    base = time_steps(fused.step, reps)
+    rows = [Row("torch Adam fused", base, 7 * nbytes / base / 1e6)]
     out(f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors; in-place bandwidth {bandwidth:.1f} GB/s")
     out(f"{'optimizer':<34} {'ms/step':>9} {'x fused':>8} {'GB/s':>7} {'% of bw':>9}")
-    out(f"{rows[0].name:<34} {bases[0]:>9.2f} {1.0:>8.2f} {rows[0].gbs:>7.1f} {100 * rows[0].gbs / bandwidth:>8.0f}%")
+    out(f"{rows[0].name:<34} {base:>9.2f} {1.0:>8.2f} {rows[0].gbs:>7.1f} {100 * rows[0].gbs / bandwidth:>8.0f}%")
     for label, make in _contenders(names):
         contender = _params(numel, tensors)
         opt = make(contender)
         slow = "reference" in label or "foreach" in label or "0.0.5" in label or "0.2.1" in label
-        ms = time_steps(opt.step, max(3, reps // 3) if slow else reps)
-        base = time_steps(fused.step, reps)  # the machine drifts: each ratio is to fused Adam timed right after
-        bases.append(base)
+        ms, ratio = time_against(opt.step, fused.step, max(3, reps // 3) if slow else reps)
         moved = (3 + 2 * _state_slots(opt)) * nbytes
         row = Row(label, ms, moved / ms / 1e6)
         rows.append(row)
-        out(f"{label:<34} {ms:>9.2f} {ms / base:>8.2f} {row.gbs:>7.1f} {100 * row.gbs / bandwidth:>8.0f}%")
+        out(f"{label:<34} {ms:>9.2f} {ratio:>8.2f} {row.gbs:>7.1f} {100 * row.gbs / bandwidth:>8.0f}%")
         del opt, contender
-    out(f"(torch Adam fused over the run: {min(bases):.2f} to {max(bases):.2f} ms/step)")
     return rows
 
 
