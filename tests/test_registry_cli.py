@@ -84,3 +84,28 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     assert {"adamlab adam packed", "adamlab adam reference", "adamlab swats reference", "torch Adam foreach"} <= set(rows)
     assert "adamlab swats packed" not in rows  # SWATS has no packed form yet
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())
+
+
+def test_check_raises_what_create_raises_without_building_anything():
+    from adamlab.optim.registry import check
+
+    for name, hp, match in [
+        ("adam", {"lr": -1.0}, r"^Adam: invalid lr=-1.0"),
+        ("madam", {"beta3": -0.5}, r"^MAdam: invalid beta3=-0.5"),
+        ("swats", {"engine": "packed"}, r"SWATS has no packed form yet"),
+        ("amsgrad", {"amsgrad": False}, r"'amsgrad' fixes amsgrad=True"),
+        ("adam", {"bets": (0.9, 0.9)}, r"unknown keyword 'bets'"),
+        ("sgd", {"lr": -1.0}, r"Invalid learning rate"),  # torch's own message
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check(name, **hp)
+        with pytest.raises(ValueError, match=match):
+            adamlab.create(name, [torch.zeros(1, requires_grad=True)], **hp)
+    check("padam", lr=0.1, partial=0.125)  # valid: no error
+
+
+def test_check_is_cheap():
+    """Validating a sweep's optimizers must not pay torch.optim's first-construction cost (torch._dynamo)."""
+    code = "import sys; from adamlab.optim.registry import check; check('adam', lr=1e-3); print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -287,6 +287,7 @@ class Sweep:
     def jobs(self) -> list[Job]:
         """Every job of the sweep, in order problem, optimizer, hyperparameters, seed; LabError on any bad entry."""
         import adamlab
+
         from .problems import get_problem, problem_options
 
         self._check_shape()
@@ -351,11 +352,10 @@ class Sweep:
         key = canonical_json([name, hp])
         if key in checked:
             return
-        import adamlab
-        import torch
+        from adamlab.optim.registry import check
 
         try:
-            adamlab.create(name, [torch.zeros(1, requires_grad=True)], **optimizer_kwargs(hp))
+            check(name, **optimizer_kwargs(hp))
         except ValueError as err:
             raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
         except TypeError as err:
@@ -369,11 +369,10 @@ _ACCEPTS: dict[tuple[str, str], bool] = {}
 def _accepts(optimizer: str, key: str, value: Any) -> bool:
     """Whether ``adamlab.create(optimizer, ..., key=value)`` is accepted (for a problem's suggestions)."""
     if (optimizer, key) not in _ACCEPTS:
-        import adamlab
-        import torch
+        from adamlab.optim.registry import check
 
         try:
-            adamlab.create(optimizer, [torch.zeros(1, requires_grad=True)], **optimizer_kwargs({key: _plain(value)}))
+            check(optimizer, **optimizer_kwargs({key: _plain(value)}))
             _ACCEPTS[optimizer, key] = True
         except (ValueError, TypeError):
             _ACCEPTS[optimizer, key] = False

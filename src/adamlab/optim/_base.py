@@ -72,12 +72,7 @@ class RuleOptimizer(torch.optim.Optimizer):
     _packable: ClassVar[bool] = True
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
-        name = type(self).__name__
-        if engine not in ENGINES:
-            raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
-        if engine == "packed" and not self._packable:
-            raise ValueError(f"{name}: invalid engine='packed': {name} has no packed form yet; use 'auto' or 'reference'")
-        self._validate(defaults, "")
+        self.check_hyperparameters({**defaults, "engine": engine})
         self.engine = engine
         self._packs: dict[int, Any] = {}
         super().__init__(params, defaults)
@@ -86,15 +81,27 @@ class RuleOptimizer(torch.optim.Optimizer):
     def _scalar_names(self) -> set[str]:
         return set(self._checks)
 
-    def _validate(self, values: dict[str, Any], where: str) -> None:
+    @classmethod
+    def check_hyperparameters(cls, values: dict[str, Any]) -> None:
+        """Raise the ValueError the constructor would raise for these keyword values (``engine`` too)."""
+        name = cls.__name__
+        engine = values.get("engine", "auto")
+        if engine not in ENGINES:
+            raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
+        if engine == "packed" and not cls._packable:
+            raise ValueError(f"{name}: invalid engine='packed': {name} has no packed form yet; use 'auto' or 'reference'")
+        cls._validate(values, "")
+
+    @classmethod
+    def _validate(cls, values: dict[str, Any], where: str) -> None:
         for key, value in values.items():
-            check = self._checks.get(key)
+            check = cls._checks.get(key)
             if check is None:
                 continue
             try:
                 check(key, value)
             except ValueError as err:
-                raise ValueError(f"{type(self).__name__}{where}: {err}") from None
+                raise ValueError(f"{cls.__name__}{where}: {err}") from None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if isinstance(param_group, dict):

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from . import SWATS, AdaBelief, AdaBound, Adam, AdamAL, Adamax, AdamW, MAdam, NAdam, NDAdam, Padam, RAdam
+from ._base import RuleOptimizer
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,8 @@ def entry(name: str) -> Entry:
         raise ValueError(f"unknown optimizer {name!r}.{hint} Available: {', '.join(available())}") from None
 
 
-def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.optim.Optimizer:
-    """Build the optimizer registered as ``name`` over ``params`` with the given hyperparameters.
-
-    ``create("amsgrad", ps, lr=1e-3)`` is ``Adam(ps, lr=1e-3, amsgrad=True)``. Unknown names and
-    unknown or fixed keywords raise ``ValueError`` before anything is built.
-    """
+def _entry_for(name: str, hyperparameters: dict[str, Any]) -> Entry:
+    """The entry for ``name``, after refusing unknown names and unknown or fixed keywords."""
     e = entry(name)
     allowed = e.keywords()
     for key in hyperparameters:
@@ -84,4 +81,27 @@ def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.op
         if key not in allowed:
             hint = _did_you_mean(key, allowed)
             raise ValueError(f"unknown keyword {key!r} for optimizer {name!r}.{hint} Accepted: {', '.join(allowed)}")
+    return e
+
+
+def check(name: str, **hyperparameters: Any) -> None:
+    """Raise the ``ValueError`` that :func:`create` would raise for these arguments, building nothing.
+
+    For adamlab's optimizers the values go through the class's checks (fast: no optimizer, no
+    torch.optim machinery); torch's baselines are built over a dummy param, their only validation.
+    """
+    e = _entry_for(name, hyperparameters)
+    if issubclass(e.cls, RuleOptimizer):
+        e.cls.check_hyperparameters(hyperparameters)
+    else:
+        e.cls([torch.zeros(1, requires_grad=True)], **e.fixed, **hyperparameters)
+
+
+def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.optim.Optimizer:
+    """Build the optimizer registered as ``name`` over ``params`` with the given hyperparameters.
+
+    ``create("amsgrad", ps, lr=1e-3)`` is ``Adam(ps, lr=1e-3, amsgrad=True)``. Unknown names and
+    unknown or fixed keywords raise ``ValueError`` before anything is built.
+    """
+    e = _entry_for(name, hyperparameters)
     return e.cls(params, **e.fixed, **hyperparameters)
