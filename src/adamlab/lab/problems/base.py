@@ -132,6 +132,13 @@ def check_problem(obj: Any, where: str) -> None:
         raise TypeError(f"{where}: build must be a method build(seed) -> trial")
 
 
+def require_positive(problem: Any, *keys: str) -> None:
+    """Raise ValueError naming the first option among ``keys`` that is below 1."""
+    for key in keys:
+        if getattr(problem, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(problem, key)!r}")
+
+
 def seeded_generator(seed: int, stream: int = 0) -> torch.Generator:
     """A torch generator for ``seed``; different ``stream`` numbers give independent streams of one seed."""
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + stream)

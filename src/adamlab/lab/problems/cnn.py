@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data
-from .base import Batches, Problem, Target, Trial, seeded_generator
+from .base import Batches, Problem, Target, Trial, require_positive, seeded_generator
 
 
 @dataclass
@@ -48,9 +48,7 @@ class CNNCifar10(Problem):
     default_hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "width", "eval_train_examples", "eval_test_examples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        require_positive(self, "batch_size", "width", "eval_train_examples", "eval_test_examples")
 
     def check(self) -> None:
         data.cifar10_paths(self.cifar_dir)

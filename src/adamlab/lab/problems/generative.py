@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data
-from .base import Batches, Problem, Target, Trial, seeded_generator
+from .base import Batches, Problem, Target, Trial, require_positive, seeded_generator
 
 _EVAL_STREAM = 99  # the generator stream evaluation noise is drawn from, fresh at each evaluation
 
@@ -77,9 +77,7 @@ class GANDigits(Problem):
     default_hyperparameters: ClassVar[dict[str, Any]] = {"lr": 1e-3, "betas": [0.5, 0.999]}
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "noise_dim", "hidden", "samples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        require_positive(self, "batch_size", "noise_dim", "hidden", "samples")
 
     def check(self) -> None:
         if self.mnist_dir:
@@ -182,9 +180,7 @@ class VAEDigits(Problem):
     default_hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "hidden", "latent", "eval_train_examples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        require_positive(self, "batch_size", "hidden", "latent", "eval_train_examples")
 
     def check(self) -> None:
         if self.mnist_dir:

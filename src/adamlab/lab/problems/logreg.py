@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data
-from .base import Batches, Problem, Target, Trial, seeded_generator
+from .base import Batches, Problem, Target, Trial, require_positive, seeded_generator
 
 
 @dataclass
@@ -40,8 +40,7 @@ class LogRegDigits(Problem):
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        require_positive(self, "batch_size")
 
     def check(self) -> None:
         if self.mnist_dir:
@@ -112,9 +111,7 @@ class LogRegSparse(Problem):
     default_hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "n_train", "n_test", "dim", "doc_length", "planted"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        require_positive(self, "batch_size", "n_train", "n_test", "dim", "doc_length", "planted")
         if self.planted > self.dim and not self.train_file:
             raise ValueError(f"planted must be <= dim ({self.dim}), got {self.planted!r}")
         if not self.zipf_exponent > 0:

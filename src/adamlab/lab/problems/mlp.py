@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data
-from .base import Batches, Problem, Target, Trial, seeded_generator
+from .base import Batches, Problem, Target, Trial, require_positive, seeded_generator
 
 
 @dataclass
@@ -46,9 +46,7 @@ class MLPDigits(Problem):
     default_hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "hidden", "layers", "eval_train_examples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        require_positive(self, "batch_size", "hidden", "layers", "eval_train_examples")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0 < self.test_fraction < 1:
