@@ -162,3 +162,19 @@ def test_sparse_gradients_are_refused():
     w.grad = torch.ones(3).to_sparse()
     with pytest.raises(RuntimeError, match="does not support sparse gradients"):
         opt.step()
+
+
+@pytest.mark.parametrize("engine", ["reference", "packed"])
+@pytest.mark.parametrize("cls", ALL)
+def test_non_finite_gradients_propagate_as_in_torch(cls, engine):
+    """Documented behaviour: a NaN/inf gradient is not filtered (as in torch.optim); only its param is hit."""
+    p, q = torch.ones(3, requires_grad=True), torch.ones(2, requires_grad=True)
+    ref_p = torch.ones(3, requires_grad=True)
+    opt = cls([p, q], lr=0.1, engine=engine)
+    ref = TORCH[cls]([ref_p], lr=0.1)
+    p.grad, ref_p.grad = torch.tensor([1.0, float("nan"), float("inf")]), torch.tensor([1.0, float("nan"), float("inf")])
+    q.grad = torch.ones(2)
+    opt.step()
+    ref.step()
+    assert torch.equal(torch.isfinite(p), torch.isfinite(ref_p)) and not torch.isfinite(p).all()
+    assert torch.isfinite(q).all() and (q < 1).all()
