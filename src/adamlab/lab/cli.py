@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -124,6 +125,42 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
+@_lab_errors
+def cmd_study(args: argparse.Namespace) -> int:
+    """``study``: run (or reuse) a study's sweep, then write its report."""
+    from .report import write_report
+    from .studies import get_study
+
+    study = get_study(args.name)
+    db = args.db or f"{study.name}{'-quick' if args.quick else ''}.sqlite"
+    out = args.out or f"report-{study.name}{'-quick' if args.quick else ''}"
+    args.spec, args.db = study.spec(args.quick), db
+    status = cmd_run(args)
+    if status != EXIT_OK:
+        return status
+    result = write_report(study, db, out, quick=args.quick)
+    print(f"{study.name}: {result['outcome']}. {result['because']}\nreport: {out}/index.html")
+    return EXIT_OK
+
+
+@_lab_errors
+def cmd_report(args: argparse.Namespace) -> int:
+    """``report``: write the report of every study whose runs are in the store (reads only the store)."""
+    from .report import study_runs, write_report
+    from .store import Store
+    from .studies import studies
+
+    with Store.open(args.db, create=False) as store:
+        present = [(s, quick) for s in studies().values() for quick in (False, True) if study_runs(store, s, quick)]
+    if not present:
+        raise LabError(f"{args.db}: holds no runs of any study ({', '.join(sorted(studies()))})")
+    for study, quick in present:
+        out = args.out if len(present) == 1 else os.path.join(args.out, study.name + ("-quick" if quick else ""))
+        result = write_report(study, args.db, out, quick=quick)
+        print(f"{study.name}{' (quick)' if quick else ''}: {result['outcome']}. {result['because']}\nreport: {out}/index.html")
+    return EXIT_OK
+
+
 def problem_lines() -> list[str]:
     """One line per built-in problem: its name, padded, then its description."""
     from .problems import describe_problems
@@ -140,8 +177,27 @@ def list_problems(file: TextIO | None = None) -> int:
     return EXIT_OK
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: CPU count, at most the job count; 0 = in this process)",
+    )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where jobs run (default: a local process pool)"
+    )
+    parser.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: start a local one)")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "none"),
+        default="auto",
+        help="progress display (default: rich on a terminal)",
+    )
+
+
 def add_commands(subparsers: Any) -> None:
-    """Register ``run`` and ``show`` on an argparse subparsers object; each sets ``func`` -> exit status."""
+    """Register ``run``, ``show``, ``study`` and ``report`` on an argparse subparsers object; each sets ``func``."""
     run = subparsers.add_parser(
         "run",
         help="run a sweep spec (TOML) into a result store, skipping jobs already finished there",
@@ -150,22 +206,7 @@ def add_commands(subparsers: Any) -> None:
     )
     run.add_argument("spec", help="the sweep spec, a TOML file with a [sweep] table")
     run.add_argument("--db", required=True, help="the result store (SQLite file; created if missing)")
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes (default: CPU count, at most the job count; 0 = in this process)",
-    )
-    run.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="where jobs run (default: a local process pool)"
-    )
-    run.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: start a local one)")
-    run.add_argument(
-        "--progress",
-        choices=("auto", "rich", "plain", "none"),
-        default="auto",
-        help="progress display (default: rich on a terminal)",
-    )
+    _executor_options(run)
     run.set_defaults(func=cmd_run)
 
     show = subparsers.add_parser("show", help="list the runs in a result store", description="List the runs in a result store.")
@@ -175,6 +216,23 @@ def add_commands(subparsers: Any) -> None:
     show.add_argument("--optimizer", default=None, help="only runs of this optimizer")
     show.add_argument("--status", choices=("finished", "failed"), default=None, help="only runs with this status")
     show.set_defaults(func=cmd_show)
+
+    study = subparsers.add_parser(
+        "study",
+        help="run (or reuse) a seed claim's study and write its report (index.html, figures, verdict)",
+        description="Run a study's sweep into a store (finished jobs are reused) and write its report.",
+    )
+    study.add_argument("name", help="the study (reddi)")
+    study.add_argument("--quick", action="store_true", help="the small version (well under a minute on 2 cores)")
+    study.add_argument("--db", default=None, help="the result store (default: NAME[-quick].sqlite)")
+    study.add_argument("--out", default=None, help="the report folder (default: report-NAME[-quick])")
+    _executor_options(study)
+    study.set_defaults(func=cmd_study)
+
+    report = subparsers.add_parser("report", help="write the reports of the studies stored in a result store")
+    report.add_argument("--db", required=True, help="the result store (SQLite file)")
+    report.add_argument("--out", required=True, help="the report folder (one subfolder per study when several)")
+    report.set_defaults(func=cmd_report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,54 @@
+"""Studies: each seed claim as a named sweep, the figures that show it, and a verdict from the store.
+
+A :class:`Study` holds the claim (quoted from its seed), the sweep at full size and the overrides of
+``--quick`` (CPU seconds, used by the tests), a function drawing its figures from the stored runs,
+and a function computing the verdict ("holds", "does not hold", "inconclusive") with the numbers
+behind it. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
+(:mod:`adamlab.lab.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import LabError
+from ..spec import Sweep
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # "holds" | "does not hold" | "inconclusive"
+    because: str  # the numbers behind it, one sentence
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    source: str
+    claim: str
+    sweep: dict[str, Any]
+    quick: dict[str, Any]
+    figures: Callable[..., list[str]]  # (store, runs, out_dir) -> file stems written (PNG and SVG each)
+    verdict: Callable[[list[dict[str, Any]]], Verdict]
+    notes: str = ""
+    metrics: tuple[str, ...] = field(default=())
+
+    def spec(self, quick: bool) -> Sweep:
+        table = {**self.sweep, **(self.quick if quick else {}), "name": f"{self.name}{' (quick)' if quick else ''}"}
+        return Sweep.from_dict(table, source=f"study {self.name}")
+
+
+def studies() -> dict[str, Study]:
+    from .reddi import REDDI
+
+    return {s.name: s for s in (REDDI,)}
+
+
+def get_study(name: str) -> Study:
+    known = studies()
+    if name not in known:
+        raise LabError(f"unknown study {name!r}; available: {', '.join(sorted(known))}")
+    return known[name]

@@ -1,0 +1,80 @@
+"""Study ``reddi`` (seeds 001, 002): Adam converges to the worst point of a convex problem; AMSGrad and AdamAL do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Study, Verdict
+
+OPTIMIZERS = ["adam", "amsgrad", "adamal"]
+
+
+def _final_x(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {r["optimizer"]: r["final_metrics"]["x"] for r in runs if r["status"] == "finished"}
+
+
+def verdict(runs: list[dict[str, Any]]) -> Verdict:
+    x = _final_x(runs)
+    if set(OPTIMIZERS) - set(x):
+        return Verdict("inconclusive", f"runs missing for {sorted(set(OPTIMIZERS) - set(x))}")
+    numbers = ", ".join(f"{name} ends at x = {x[name]:+.4f}" for name in OPTIMIZERS)
+    if x["adam"] > 0.9 and x["amsgrad"] < -0.9 and x["adamal"] < -0.9:
+        return Verdict("holds", f"{numbers}: Adam near +1 (the worst point), AMSGrad and AdamAL near the optimum -1.")
+    if x["adam"] < 0:
+        return Verdict("does not hold", f"{numbers}: Adam reaches the optimum's side.")
+    return Verdict("inconclusive", f"{numbers}: not all iterates are within 0.1 of an end of [-1, 1].")
+
+
+def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        steps, xs = store.series(run["id"], "x")
+        ax.plot(steps, xs, label=run["optimizer"], linewidth=1.2)
+        _, losses = store.series(run["id"], "loss")
+        total, regret = 0.0, []
+        for t, loss in enumerate(losses, start=1):
+            total += loss
+            regret.append(total / t)
+        ax2.plot(steps, regret, label=run["optimizer"], linewidth=1.2)
+    ax.set(xlabel="step t", ylabel="iterate $x_t$", title="Iterate on $[-1, 1]$ (optimum $x^* = -1$)", ylim=(-1.05, 1.05))
+    ax2.set(xlabel="step t", ylabel="average loss $\\frac{1}{t}\\sum_s f_s(x_s)$", title="Average online loss")
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.tight_layout()
+    return [_save(fig, out_dir, "iterates")]
+
+
+def _save(fig: Any, out_dir: str, stem: str) -> str:
+    import matplotlib.pyplot as plt
+
+    for ext in ("png", "svg"):
+        fig.savefig(f"{out_dir}/{stem}.{ext}", dpi=110)
+    plt.close(fig)
+    return stem
+
+
+REDDI = Study(
+    name="reddi",
+    title="Adam on Reddi et al.'s online convex counterexample",
+    source="seeds 001 and 002 (Reddi, Kale & Kumar 2018)",
+    claim=(
+        "For f_t(x) = 3x when t mod 3 = 1 and -x otherwise, on X = [-1, 1], with beta1 = 0, beta2 = 0.1 and "
+        "step size 0.1/sqrt(t), Adam converges to the worst point x = +1 while AMSGrad converges to the "
+        "optimum x = -1; AdamAL, whose v never decreases, also converges to -1."
+    ),
+    sweep={
+        "problems": ["reddi"],
+        "optimizers": OPTIMIZERS,
+        "seeds": [0],
+        "steps": 10000,
+        "eval_every": 1000,
+        "grid": {"lr": [0.1], "betas": [[0.0, 0.1]]},
+    },
+    quick={"steps": 3000, "eval_every": 500},
+    figures=figures,
+    verdict=verdict,
+    notes="The problem is deterministic: one seed. x is the iterate after each step; the loss is f_t at the point played.",
+)

@@ -1,0 +1,52 @@
+"""Studies and reports: the reddi study end to end, and its verdict rule."""
+
+from __future__ import annotations
+
+import json
+
+from adamlab.cli import main
+from adamlab.lab.store import Store
+from adamlab.lab.studies import get_study
+from adamlab.lab.studies.reddi import verdict
+
+
+def test_reddi_study_quick_writes_report_with_verdict_from_the_store(tmp_path, capsys):
+    db, out = tmp_path / "r.sqlite", tmp_path / "report"
+    assert main(["study", "reddi", "--quick", "--db", str(db), "--out", str(out), "--workers", "0", "--progress", "none"]) == 0
+    assert "reddi: holds." in capsys.readouterr().out
+    result = json.loads((out / "verdict.json").read_text())
+    assert result["outcome"] == "holds" and result["runs"] == 3
+    page = (out / "index.html").read_text()
+    assert "Verdict: <b>holds</b>" in page and "Reddi, Kale &amp; Kumar" in page
+    assert (out / "iterates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "iterates.svg").stat().st_size > 1000
+    # the final iterates in the table: Adam at +1, AMSGrad and AdamAL near -1
+    rows = {r.split("</td><td>")[0][8:]: r for r in page.splitlines() if r.startswith("<tr><td>")}
+    assert rows["adam"].endswith("<td>1</td></tr>") and "-0.99" in rows["amsgrad"] and "-0.99" in rows["adamal"]
+
+    # the report alone, from the store: same verdict; a second study run reuses every job
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "verdict.json").read_text())["because"] == result["because"]
+    assert main(["study", "reddi", "--quick", "--db", str(db), "--out", str(out), "--workers", "0", "--progress", "plain"]) == 0
+    assert "3 jobs: all 3 already finished" in capsys.readouterr().out
+
+
+def test_unknown_study_and_empty_store_are_one_line_errors(tmp_path, capsys):
+    assert main(["study", "nope", "--db", str(tmp_path / "x.sqlite")]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown study 'nope'; available: reddi"
+    with Store.open(tmp_path / "empty.sqlite", create=True):
+        pass
+    assert main(["report", "--db", str(tmp_path / "empty.sqlite"), "--out", str(tmp_path / "out")]) == 2
+    assert "holds no runs of any study (reddi)" in capsys.readouterr().err
+
+
+def _runs(**x):
+    return [{"optimizer": k, "status": "finished", "final_metrics": {"x": v}} for k, v in x.items()]
+
+
+def test_reddi_verdict_rule():
+    assert verdict(_runs(adam=0.99, amsgrad=-0.99, adamal=-0.95)).outcome == "holds"
+    assert verdict(_runs(adam=-0.99, amsgrad=-0.99, adamal=-0.99)).outcome == "does not hold"
+    assert verdict(_runs(adam=0.5, amsgrad=-0.99, adamal=-0.99)).outcome == "inconclusive"
+    missing = verdict(_runs(adam=0.99, amsgrad=-0.99))
+    assert missing.outcome == "inconclusive" and "adamal" in missing.because
+    assert get_study("reddi").spec(quick=True).jobs()[0].config["steps"] == 3000
