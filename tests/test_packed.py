@@ -195,3 +195,17 @@ def test_compiled_packed_engine_matches_reference_and_never_recompiles(monkeypat
         b = trajectory(lambda ps: adamlab.Adam(ps, engine="packed"), steps=50, before_step=tweak)
     assert_trajectories_close(a, b)
     assert counters["stats"]["unique_graphs"] == 1  # one graph for all 50 steps: no recompilation
+
+
+def test_deepcopy_keeps_the_engine_and_repacks_the_copy():
+    params = make_params()
+    opt = adamlab.Adam(params, lr=1e-2, engine="reference")
+    assert copy.deepcopy(opt).engine == "reference"
+    packed = adamlab.Adam(params, lr=1e-2, engine="packed")
+    for p in params:
+        p.grad = torch.ones_like(p)
+    packed.step()
+    twin = copy.deepcopy(packed)
+    assert twin.engine == "packed" and twin._packs == {}
+    twin.step()  # its params are copies: the copy packs them afresh and steps them
+    assert all(not torch.equal(a, b) for a, b in zip(twin.param_groups[0]["params"], params))

@@ -108,6 +108,11 @@ class RuleOptimizer(torch.optim.Optimizer):
             self._validate(param_group, " (param group)")
         super().add_param_group(param_group)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch's keeps defaults, state and param_groups; the engine choice travels too (pickle,
+        # copy.deepcopy), the packed buffers do not (they are rebuilt on the next step)
+        return {**super().__getstate__(), "engine": self.engine}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         own_defaults = dict(state.get("defaults", getattr(self, "defaults", {})))
         super().__setstate__(state)
@@ -116,7 +121,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         # state_dict lacks, so a second load_state_dict would reject a fresh optimizer's state_dict.
         self.defaults = own_defaults
         self.__dict__.setdefault("engine", "auto")
-        self.__dict__.setdefault("_packs", {})
+        self._packs = {}
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -151,8 +156,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         stepping after a load never writes into the loaded dict.
         """
         self._check_loadable(state_dict)
-        super().load_state_dict(state_dict)
-        self._packs.clear()  # the packed engine re-packs from the loaded state on the next step
+        super().load_state_dict(state_dict)  # (its __setstate__ drops the packs: re-packed on the next step)
         # torch.optim keeps loaded ``step`` tensors by reference and casts other scalars (NAdam's
         # ``mu_product``) to the param's dtype; own copies in the dtype a fresh state has instead, so a
         # resumed run continues bit for bit.
