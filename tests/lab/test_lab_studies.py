@@ -32,11 +32,11 @@ def test_reddi_study_quick_writes_report_with_verdict_from_the_store(tmp_path, c
 
 def test_unknown_study_and_empty_store_are_one_line_errors(tmp_path, capsys):
     assert main(["study", "nope", "--db", str(tmp_path / "x.sqlite")]) == 2
-    assert capsys.readouterr().err.strip() == "error: unknown study 'nope'; available: reddi"
+    assert capsys.readouterr().err.strip() == "error: unknown study 'nope'; available: bias-correction, reddi"
     with Store.open(tmp_path / "empty.sqlite", create=True):
         pass
     assert main(["report", "--db", str(tmp_path / "empty.sqlite"), "--out", str(tmp_path / "out")]) == 2
-    assert "holds no runs of any study (reddi)" in capsys.readouterr().err
+    assert "holds no runs of any study (bias-correction, reddi)" in capsys.readouterr().err
 
 
 def _runs(**x):
@@ -44,9 +44,25 @@ def _runs(**x):
 
 
 def test_reddi_verdict_rule():
-    assert verdict(_runs(adam=0.99, amsgrad=-0.99, adamal=-0.95)).outcome == "holds"
-    assert verdict(_runs(adam=-0.99, amsgrad=-0.99, adamal=-0.99)).outcome == "does not hold"
-    assert verdict(_runs(adam=0.5, amsgrad=-0.99, adamal=-0.99)).outcome == "inconclusive"
-    missing = verdict(_runs(adam=0.99, amsgrad=-0.99))
+    assert verdict(None, _runs(adam=0.99, amsgrad=-0.99, adamal=-0.95)).outcome == "holds"
+    assert verdict(None, _runs(adam=-0.99, amsgrad=-0.99, adamal=-0.99)).outcome == "does not hold"
+    assert verdict(None, _runs(adam=0.5, amsgrad=-0.99, adamal=-0.99)).outcome == "inconclusive"
+    missing = verdict(None, _runs(adam=0.99, amsgrad=-0.99))
     assert missing.outcome == "inconclusive" and "adamal" in missing.because
     assert get_study("reddi").spec(quick=True).jobs()[0].config["steps"] == 3000
+
+
+def test_bias_correction_study_quick(tmp_path, capsys):
+    """12 VAE jobs of 200 steps: without bias correction, beta2 = 0.9999 is unstable early (seed 004)."""
+    out = tmp_path / "report"
+    assert main(["study", "bias-correction", "--quick", "--db", str(tmp_path / "b.sqlite"), "--out", str(out), "--progress", "none"]) == 0
+    result = json.loads((out / "verdict.json").read_text())
+    assert result["runs"] == 12 and result["outcome"] == "holds", result["because"]
+    assert (out / "loss-vs-lr.png").stat().st_size > 10_000 and "Verdict: <b>holds</b>" in (out / "index.html").read_text()
+
+
+def test_bias_correction_gap_is_the_mean_ratio_over_the_lr_grid():
+    from adamlab.lab.studies.bias_correction import _gap
+
+    table = {(0.9999, False, "short"): {1e-3: 30.0, 1e-2: 120.0}, (0.9999, True, "short"): {1e-3: 30.0, 1e-2: 10.0}}
+    assert _gap(table, 0.9999, "short") == (0.0 + 9.0) / 2  # the 12x ratio is capped at 10x

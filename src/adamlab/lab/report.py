@@ -60,7 +60,7 @@ def write_report(study: Study, db: str | os.PathLike[str], out_dir: str | os.Pat
         if not runs:
             raise LabError(f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first")
         stems = study.figures(store, runs, out)
-    verdict = study.verdict(runs)
+        verdict = study.verdict(store, runs)
     header, rows = final_table(runs)
     result = {"study": study.name, "quick": quick, "outcome": verdict.outcome, "because": verdict.because, "runs": len(runs)}
     with open(os.path.join(out, "verdict.json"), "w") as fh:

@@ -32,7 +32,7 @@ class Study:
     sweep: dict[str, Any]
     quick: dict[str, Any]
     figures: Callable[..., list[str]]  # (store, runs, out_dir) -> file stems written (PNG and SVG each)
-    verdict: Callable[[list[dict[str, Any]]], Verdict]
+    verdict: Callable[..., Verdict]  # (store, runs) -> Verdict
     notes: str = ""
     metrics: tuple[str, ...] = field(default=())
 
@@ -42,9 +42,10 @@ class Study:
 
 
 def studies() -> dict[str, Study]:
+    from .bias_correction import BIAS_CORRECTION
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI,)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION)}
 
 
 def get_study(name: str) -> Study:

@@ -13,7 +13,7 @@ def _final_x(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {r["optimizer"]: r["final_metrics"]["x"] for r in runs if r["status"] == "finished"}
 
 
-def verdict(runs: list[dict[str, Any]]) -> Verdict:
+def verdict(store: Any, runs: list[dict[str, Any]]) -> Verdict:
     x = _final_x(runs)
     if set(OPTIMIZERS) - set(x):
         return Verdict("inconclusive", f"runs missing for {sorted(set(OPTIMIZERS) - set(x))}")
