@@ -181,13 +181,11 @@ class Pack:
             self.offsets.append(self.offsets[-1] + n)
         total = self.offsets[-1]
         template = opt._init_state(torch.empty((), dtype=dtype, device="meta"), group)
-        self.elementwise = [k for k, v in template.items() if v.device.type == "meta"]
-        self.per_param = {k: v.dtype for k, v in template.items() if v.device.type != "meta"}
-
+        # per-element slots (created on the param's device: meta here) and per-param scalars (CPU)
         self.flat_p = torch.empty(total, dtype=dtype, device=device)
         self.flat_g = torch.zeros(total, dtype=dtype, device=device)
-        self.flat = {k: torch.zeros(total, dtype=dtype, device=device) for k in self.elementwise}
-        self.scalar = {k: torch.zeros(len(params), dtype=dt) for k, dt in self.per_param.items()}
+        self.flat = {k: torch.zeros(total, dtype=dtype, device=device) for k, v in template.items() if v.device.type == "meta"}
+        self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in template.items() if v.device.type != "meta"}
         for i, p in enumerate(params):
             view = self._slice(self.flat_p, i).view_as(p)
             view.copy_(p.detach())
