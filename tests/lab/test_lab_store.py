@@ -111,3 +111,39 @@ def test_unwritable_paths_give_a_clear_error_and_create_nothing(tmp_path):
     with pytest.raises(LabError, match="no result store at"):
         Store.open(tmp_path / "absent.sqlite", create=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_artifacts_round_trip_and_are_replaced_with_their_run(tmp_path):
+    import numpy as np
+
+    db = tmp_path / "r.sqlite"
+    images = np.linspace(0, 1, 2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    with Store.open(db) as store:
+        store.record({**result(), "artifacts": {"samples": images, "steps": np.array([4, -1])}})
+    with Store.open(db, create=False) as store:
+        assert store.artifact_names("r1") == ["samples", "steps"]
+        got = store.artifact("r1", "samples")
+        assert got.dtype == np.float32 and np.array_equal(got, images)
+        assert store.artifact("r1", "steps").tolist() == [4, -1]
+        assert store.artifact("r1", "absent") is None
+    with Store.open(db) as store:
+        store.record(result())  # a rerun of the same job without artifacts drops the old ones
+        assert store.artifact_names("r1") == []
+
+
+def test_a_version_1_store_is_upgraded_when_written_and_read_as_is(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with Store.open(db) as store:
+        store.record(result())
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE artifacts")
+    conn.execute("UPDATE adamlab_schema SET version = 1")
+    conn.commit()
+    conn.close()
+    with Store.open(db, create=False) as store:  # read-only: no table, no artifacts, no error
+        assert store.artifact_names("r1") == [] and store.artifact("r1", "x") is None
+        assert store.finished_ids() == {"r1"}
+    with Store.open(db) as store:
+        assert store.conn.execute("SELECT version FROM adamlab_schema").fetchone() == (SCHEMA_VERSION,)
+        store.record({**result("r2"), "artifacts": {"a": [1.0]}})
+        assert store.artifact("r2", "a").tolist() == [1.0] and store.finished_ids() == {"r1", "r2"}

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import LabError
 from .store import Store
-from .studies import Study
+from .studies import Study, Table
 
 
 def study_runs(store: Store, study: Study, quick: bool) -> list[dict[str, Any]]:
@@ -32,7 +32,15 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
         if run["status"] == "finished":
             hp = ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items()))
             groups.setdefault((run["optimizer"], hp), []).append(run["final_metrics"])
-    names = sorted({k for finals in groups.values() for f in finals for k, v in f.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    names = sorted(
+        {
+            k
+            for finals in groups.values()
+            for f in finals
+            for k, v in f.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    )
     rows = []
     for (opt, hp), finals in groups.items():
         cells = [opt, hp, str(len(finals))]
@@ -48,7 +56,9 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return ["optimizer", "hyperparameters", "seeds", *names], rows
 
 
-def write_report(study: Study, db: str | os.PathLike[str], out_dir: str | os.PathLike[str], quick: bool = False) -> dict[str, Any]:
+def write_report(
+    study: Study, db: str | os.PathLike[str], out_dir: str | os.PathLike[str], quick: bool = False
+) -> dict[str, Any]:
     """Write the study's report from ``db`` into ``out_dir``; returns the verdict as a dict."""
     import matplotlib
 
@@ -58,23 +68,33 @@ def write_report(study: Study, db: str | os.PathLike[str], out_dir: str | os.Pat
     with Store.open(db, create=False) as store:
         runs = study_runs(store, study, quick)
         if not runs:
-            raise LabError(f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first")
+            raise LabError(
+                f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first"
+            )
         stems = study.figures(store, runs, out)
         verdict = study.verdict(store, runs)
+        tables = study.tables(store, runs) if study.tables is not None else []
     header, rows = final_table(runs)
     result = {"study": study.name, "quick": quick, "outcome": verdict.outcome, "because": verdict.because, "runs": len(runs)}
     with open(os.path.join(out, "verdict.json"), "w") as fh:
         json.dump(result, fh, indent=1)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(_page(study, verdict, header, rows, stems, len(runs), quick))
+        fh.write(_page(study, verdict, [*tables, Table("Final metrics", header, rows)], stems, len(runs), quick))
     return result
 
 
-def _page(study: Study, verdict: Any, header: list[str], rows: list[list[str]], stems: list[str], n: int, quick: bool) -> str:
+def _table(table: Table) -> str:
+    e = html.escape
+    cells = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr>\n"
+    cells += "\n".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    note = f"<p>{e(table.note)}</p>" if table.note else ""
+    return f"<h2>{e(table.title)}</h2>\n<table>\n{cells}\n</table>\n{note}"
+
+
+def _page(study: Study, verdict: Any, tables: list[Table], stems: list[str], n: int, quick: bool) -> str:
     e = html.escape
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e"}.get(verdict.outcome, "#9a6700")
-    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>\n"
-    table += "\n".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    table = "\n".join(_table(t) for t in tables)
     figures = "\n".join(
         f'<figure><img src="{e(s)}.png" alt="{e(s)}"><figcaption>{e(s)} (<a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
         for s in stems
@@ -96,10 +116,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #d0d7de; }
 <blockquote>{e(study.claim)}</blockquote>
 <p class="verdict">Verdict: <b>{e(verdict.outcome)}</b>. {e(verdict.because)}</p>
 {figures}
-<h2>Final metrics</h2>
-<table>
 {table}
-</table>
 <p>{e(study.notes)}</p>
 </body></html>
 """

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import controls
 from .errors import LabError
 from .progress import Progress, _duration, make_progress
 from .spec import Job, Sweep, load_spec, optimizer_kwargs
@@ -57,8 +58,9 @@ class WorkerLost(RuntimeError):
 def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_id: str = "") -> dict[str, Any]:
     """Run one job and return its result (never raises for a failing job: it is returned as ``failed``).
 
-    The run: ``problem.build(seed)``; ``adamlab.create(optimizer, trial.parameters(), **hp)``;
-    evaluate at step 0; ``trial.step(opt, t)`` for t = 1..steps, keeping its metrics every
+    The run: ``problem.build(seed)``; ``adamlab.create(optimizer, trial.parameters(), **hp)``
+    (with the run controls of :mod:`adamlab.lab.controls` taken out of ``hp`` and applied around
+    the optimizer: schedules before each step, diagnostics attached); evaluate at step 0; ``trial.step(opt, t)`` for t = 1..steps, keeping its metrics every
     ``log_every`` steps; evaluate every ``eval_every`` steps and after the last. It runs with one
     torch thread and torch's global RNG seeded with the seed (both restored after), so the same
     config gives the same metrics bit for bit. A non-finite training loss stops the run early with
@@ -68,7 +70,9 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
     ``steps_run``, ``diverged``, and ``steps_to_target`` (the first step whose training metric, or
     evaluation, reached the problem's target; None when never). Wall-clock numbers, which differ
     between runs, are kept apart in ``timings`` (``build``, ``train``, ``eval``,
-    ``seconds_to_target``: training seconds until the target).
+    ``seconds_to_target``: training seconds until the target). ``artifacts``: named numpy arrays
+    from the diagnostics and from the trial's optional ``artifacts()`` (called after the last
+    evaluation; e.g. the GAN's generated images), stored whole with the run.
     """
     import torch
 
@@ -80,6 +84,7 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
     t_start = time.perf_counter()
     rows: list[tuple[str, int, str, float | None]] = []
     final: dict[str, Any] = {}
+    artifacts: dict[str, Any] = {}
     timings: dict[str, Any] = {"build": 0.0, "train": 0.0, "eval": 0.0, "seconds_to_target": None}
     error = None
     threads = torch.get_num_threads()
@@ -90,9 +95,12 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
             problem = get_problem(config["problem"], **config["options"])
             target = getattr(problem, "target", None)
             trial = problem.build(config["seed"])
-            opt = adamlab.create(config["optimizer"], trial.parameters(), **optimizer_kwargs(config["hyperparameters"]))
-            timings["build"] = time.perf_counter() - t_start
             steps, eval_every, log_every = config["steps"], config["eval_every"], config["log_every"]
+            optimizer_hp, run_controls = controls.split(config["hyperparameters"])
+            kwargs = optimizer_kwargs(controls.resolve(optimizer_hp, run_controls, steps))
+            opt = adamlab.create(config["optimizer"], trial.parameters(), **kwargs)
+            controller = controls.Controller(opt, run_controls, steps, eval_every)
+            timings["build"] = time.perf_counter() - t_start
             steps_to_target = None
             train_seconds = eval_seconds = 0.0
 
@@ -100,6 +108,7 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
                 nonlocal eval_seconds, steps_to_target
                 t0 = time.perf_counter()
                 metrics = {k: float(v) for k, v in trial.evaluate().items()}
+                metrics.update(controller.eval_metrics())
                 eval_seconds += time.perf_counter() - t0
                 rows.extend(("eval", t, k, _finite(v)) for k, v in metrics.items())
                 if target is not None and steps_to_target is None and target.reached(metrics.get(target.metric)):
@@ -114,6 +123,7 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
             last_report = 0.0
             for t in range(1, steps + 1):
                 t0 = time.perf_counter()
+                controller.before_step(t)
                 metrics = trial.step(opt, t)
                 train_seconds += time.perf_counter() - t0
                 last_loss = float(metrics["loss"])
@@ -136,8 +146,13 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
                     report(job_id, t, steps)
                     last_report = time.perf_counter()
             last_eval = evaluate(t)
+            diagnosed, artifacts = controller.final()
+            trial_artifacts = getattr(trial, "artifacts", None)
+            if callable(trial_artifacts):
+                artifacts.update(trial_artifacts())
             final = {
                 **{k: _finite(v) for k, v in last_eval.items()},
+                **diagnosed,
                 "final_loss": _finite(last_loss) if last_loss is not None else None,
                 "steps_run": t,
                 "diverged": diverged,
@@ -161,6 +176,7 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
         "final_metrics": final,
         "timings": timings,
         "metrics": rows,
+        "artifacts": artifacts,
         "error": error,
         "host": socket.gethostname(),
     }

@@ -28,6 +28,10 @@ grid values
     is an option of the problem (``[sweep.problem.mlp-digits] dropout = 0.5``,
     ``mnist_dir = "data/mnist"``). Options whose name ends in ``_dir`` or ``_file`` are paths,
     relative to the spec file's folder.
+run controls
+    Grid keys the runner applies around the optimizer rather than passing to it: ``schedule``
+    (``"cosine-restarts"``, ``"inv-sqrt"``...), ``weight_decay_norm``, ``diagnostics`` (see
+    :mod:`adamlab.lab.controls`), e.g. ``schedule = ["constant", "cosine-restarts"]``.
 
 Problems are registry names (:func:`adamlab.lab.problems.available_problems`) or user problems
 ``"package.module:factory"``; optimizers are names :func:`adamlab.available` lists.
@@ -319,7 +323,7 @@ class Sweep:
                     hp = {k: _plain(v) for k, v in suggested.items() if k not in grid and _accepts(oname, k, v)}
                     hp.update(dict(zip(keys, combo)))
                     hp = dict(sorted(hp.items()))
-                    self._check_optimizer(oname, hp, checked)
+                    self._check_optimizer(oname, hp, steps, checked)
                     for seed in self.seeds:
                         config = {
                             "format": FORMAT,
@@ -348,18 +352,27 @@ class Sweep:
             return str((Path(self.base_dir) / Path(value).expanduser()).resolve())
         return value
 
-    def _check_optimizer(self, name: str, hp: dict[str, Any], checked: set[str]) -> None:
-        key = canonical_json([name, hp])
+    def _check_optimizer(self, name: str, hp: dict[str, Any], steps: int, checked: set[str]) -> None:
+        key = canonical_json([name, hp, steps])
         if key in checked:
             return
         from adamlab.optim.registry import check
 
+        from . import controls
+
+        where = f"{self.source}: optimizer {name!r} with {hp}"
+        optimizer_hp, run_controls = controls.split(hp)
+        controls.check(run_controls, optimizer_hp, where)
+        if (
+            run_controls.get("schedule") == "partial-decay"
+            and "partial" not in optimizer_hp
+            and not _accepts(name, "partial", 0.25)
+        ):
+            raise LabError(f"{where}: schedule 'partial-decay' needs an optimizer with a 'partial' exponent (padam)")
         try:
-            check(name, **optimizer_kwargs(hp))
-        except ValueError as err:
-            raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
-        except TypeError as err:
-            raise LabError(f"{self.source}: optimizer {name!r} with {hp}: {err}") from None
+            check(name, **optimizer_kwargs(controls.resolve(optimizer_hp, run_controls, steps)))
+        except (ValueError, TypeError) as err:
+            raise LabError(f"{where}: {err}") from None
         checked.add(key)
 
 

@@ -1,8 +1,8 @@
 """The result store: one SQLite file (WAL mode) holding every run of every sweep.
 
-Schema (version 1)::
+Schema (version 2)::
 
-    adamlab_schema(application, version, created_at)   -- one row: 'adamlab.lab', 1
+    adamlab_schema(application, version, created_at)   -- one row: 'adamlab.lab', 2
     runs(id PRIMARY KEY,             -- the job id (hash of the canonical config)
          config,                     -- the job's canonical config, JSON
          problem, optimizer, hyperparameters (JSON), seed, steps,
@@ -16,6 +16,11 @@ Schema (version 1)::
     metrics(run_id -> runs.id, kind, step, name, value)
          -- kind 'train': what trial.step returned, every log_every steps;
          -- kind 'eval': what trial.evaluate returned, every eval_every steps, at 0 and at the end
+    artifacts(run_id -> runs.id, name, data)
+         -- named arrays of a run (diagnostics, generated samples), each in NumPy's .npy format
+
+A version-1 store (no artifacts table) is upgraded in place, in one transaction, when it is opened
+for writing; read-only it reads as a store whose runs have no artifacts.
 
 Only the parent process writes, one transaction per finished job (its run row and all its
 metrics), so a crash or Ctrl-C never leaves half a run: a run is in the store whole or not at all.
@@ -40,11 +45,21 @@ from typing import Any
 from .errors import LabError
 
 APPLICATION = "adamlab.lab"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x41444C42  # "ADLB", in the SQLite header (PRAGMA application_id)
 STATUSES = ("finished", "failed")
 
-_SCHEMA = f"""
+_ARTIFACTS = """
+CREATE TABLE artifacts (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+"""
+
+_SCHEMA = (
+    f"""
 CREATE TABLE adamlab_schema (
     application TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -79,6 +94,9 @@ CREATE TABLE metrics (
     PRIMARY KEY (run_id, kind, name, step)
 ) WITHOUT ROWID;
 """
+    + _ARTIFACTS
+)
+
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -96,6 +114,16 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return finite_or_none(obj)
+
+
+def _npy(array: Any) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _dumps(obj: Any) -> str:
@@ -146,6 +174,8 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             if not exists:
                 store._create_schema()
+            else:
+                store._upgrade()
         except sqlite3.Error as err:
             conn.close()
             raise LabError(f"cannot write result store {str(path)!r}: {err}") from None
@@ -204,6 +234,14 @@ class Store:
             self.conn.execute("INSERT INTO adamlab_schema VALUES (?, ?, ?)", (APPLICATION, SCHEMA_VERSION, time.time()))
         self.conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
+    def _upgrade(self) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION` (v1 -> v2: add the artifacts table)."""
+        with self.transaction():
+            (version,) = self.conn.execute("SELECT version FROM adamlab_schema").fetchone()
+            if version < 2:
+                self.conn.execute(_ARTIFACTS)
+                self.conn.execute("UPDATE adamlab_schema SET version = ?", (SCHEMA_VERSION,))
+
     # -- writing ---------------------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:
@@ -246,12 +284,15 @@ class Store:
             (result["id"], kind, int(step), name, finite_or_none(float(value)) if value is not None else None)
             for kind, step, name, value in result.get("metrics", ())
         ]
+        blobs = [(result["id"], name, _npy(array)) for name, array in (result.get("artifacts") or {}).items()]
         try:
             with self.transaction():
                 self.conn.execute("DELETE FROM metrics WHERE run_id = ?", (result["id"],))
+                self.conn.execute("DELETE FROM artifacts WHERE run_id = ?", (result["id"],))
                 self.conn.execute("DELETE FROM runs WHERE id = ?", (result["id"],))
                 self.conn.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run))})", run)
                 self.conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
+                self.conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?)", blobs)
         except sqlite3.Error as err:
             raise LabError(f"cannot write result store {str(self.path)!r}: {err}") from None
 
@@ -295,6 +336,29 @@ class Store:
         """One metric of one run as ``(steps, values)``."""
         rows = self.metrics(run_id, kind, name)
         return [r[1] for r in rows], [r[3] for r in rows]
+
+    def artifact(self, run_id: str, name: str) -> Any:
+        """One stored array of a run (a numpy array), or None when the run has none of that name."""
+        if not self._has_artifacts():
+            return None
+        row = self.conn.execute("SELECT data FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
+        if row is None:
+            return None
+        import io
+
+        import numpy as np
+
+        return np.load(io.BytesIO(row[0]), allow_pickle=False)
+
+    def artifact_names(self, run_id: str) -> list[str]:
+        """The names of a run's stored arrays, sorted."""
+        if not self._has_artifacts():
+            return []
+        return [r[0] for r in self.conn.execute("SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,))]
+
+    def _has_artifacts(self) -> bool:
+        # a version-1 store opened read-only has no artifacts table
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'artifacts'").fetchone() is not None
 
     def count(self, status: str | None = None) -> int:
         if status is None:

@@ -158,6 +158,13 @@ class GANTrial(Trial):
             "classes_covered": float((counts >= 0.02 * len(p)).sum()),
         }
 
+    @torch.no_grad()
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """``samples``: 64 generated images (the first 64 of the evaluation noise), ``(64, side, side)`` in [0, 1]."""
+        images = self.sample(self.problem.samples, seeded_generator(self.seed, _EVAL_STREAM))[:64]
+        side = math.isqrt(images.shape[1])
+        return {"samples": images.reshape(-1, side, side).numpy().astype(np.float32)}
+
 
 @dataclass
 class VAEDigits(Problem):

@@ -2,8 +2,8 @@
 
 A :class:`Study` holds the claim (quoted from its seed), the sweep at full size and the overrides of
 ``--quick`` (CPU seconds, used by the tests), a function drawing its figures from the stored runs,
-and a function computing the verdict ("holds", "does not hold", "inconclusive") with the numbers
-behind it. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
+a function computing the verdict ("holds", "does not hold", "inconclusive") with the numbers
+behind it, and optionally extra tables (:class:`Table`). :mod:`.plots` has what they share. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
 (:mod:`adamlab.lab.report`).
 """
 
@@ -24,6 +24,16 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Table:
+    """An extra table of a report (a time-to-target table...): a title, column names, rows of strings, a note."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     title: str
@@ -35,6 +45,7 @@ class Study:
     verdict: Callable[..., Verdict]  # (store, runs) -> Verdict
     notes: str = ""
     metrics: tuple[str, ...] = field(default=())
+    tables: Callable[..., list[Table]] | None = None  # (store, runs) -> extra tables, shown before the final metrics
 
     def spec(self, quick: bool) -> Sweep:
         table = {**self.sweep, **(self.quick if quick else {}), "name": f"{self.name}{' (quick)' if quick else ''}"}

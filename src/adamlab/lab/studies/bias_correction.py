@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from . import Study, Verdict
-from .reddi import _save
+from .plots import save
 
 BETA2 = (0.99, 0.999, 0.9999)
 
@@ -76,7 +76,7 @@ def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
     axes[0].set_ylabel("test negative ELBO per image (nats)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    return [_save(fig, out_dir, "loss-vs-lr")]
+    return [save(fig, out_dir, "loss-vs-lr")]
 
 
 BIAS_CORRECTION = Study(
@@ -99,7 +99,12 @@ BIAS_CORRECTION = Study(
             "bias_correction": [True, False],
         },
     },
-    quick={"seeds": [0], "steps": 200, "eval_every": 20, "grid": {"lr": [1e-3, 1e-2], "betas": [[0.9, b2] for b2 in BETA2], "bias_correction": [True, False]}},
+    quick={
+        "seeds": [0],
+        "steps": 200,
+        "eval_every": 20,
+        "grid": {"lr": [1e-3, 1e-2], "betas": [[0.9, b2] for b2 in BETA2], "bias_correction": [True, False]},
+    },
     figures=figures,
     verdict=verdict,
     notes="Each point is the test loss at the first evaluation after step 0 (a tenth of the steps) or at the end, "

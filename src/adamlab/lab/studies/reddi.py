@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import Study, Verdict
+from .plots import save
 
 OPTIMIZERS = ["adam", "amsgrad", "adamal"]
 
@@ -44,16 +45,7 @@ def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
         a.grid(alpha=0.3)
         a.legend()
     fig.tight_layout()
-    return [_save(fig, out_dir, "iterates")]
-
-
-def _save(fig: Any, out_dir: str, stem: str) -> str:
-    import matplotlib.pyplot as plt
-
-    for ext in ("png", "svg"):
-        fig.savefig(f"{out_dir}/{stem}.{ext}", dpi=110)
-    plt.close(fig)
-    return stem
+    return [save(fig, out_dir, "iterates")]
 
 
 REDDI = Study(
