@@ -6,7 +6,7 @@ import json
 
 from adamlab.cli import main
 from adamlab.lab.store import Store
-from adamlab.lab.studies import get_study
+from adamlab.lab.studies import get_study, studies
 from adamlab.lab.studies.reddi import verdict
 
 
@@ -32,11 +32,12 @@ def test_reddi_study_quick_writes_report_with_verdict_from_the_store(tmp_path, c
 
 def test_unknown_study_and_empty_store_are_one_line_errors(tmp_path, capsys):
     assert main(["study", "nope", "--db", str(tmp_path / "x.sqlite")]) == 2
-    assert capsys.readouterr().err.strip() == "error: unknown study 'nope'; available: bias-correction, reddi"
+    names = ", ".join(sorted(studies()))
+    assert capsys.readouterr().err.strip() == f"error: unknown study 'nope'; available: {names}"
     with Store.open(tmp_path / "empty.sqlite", create=True):
         pass
     assert main(["report", "--db", str(tmp_path / "empty.sqlite"), "--out", str(tmp_path / "out")]) == 2
-    assert "holds no runs of any study (bias-correction, reddi)" in capsys.readouterr().err
+    assert f"holds no runs of any study ({names})" in capsys.readouterr().err
 
 
 def _runs(**x):
