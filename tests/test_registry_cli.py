@@ -65,9 +65,14 @@ def test_cli_errors_are_one_line_and_exit_2(capsys):
 
 
 def test_import_adamlab_is_light():
-    code = "import sys, adamlab; bad = [m for m in ('sklearn', 'matplotlib', 'scipy', 'ray', 'rich') if m in sys.modules]; print(bad)"
+    """``import adamlab`` (and the CLI module) load no torch and no lab dependency; the classes load torch on first use."""
+    heavy = ("torch", "adamlab.lab", "sklearn", "matplotlib", "scipy", "ray", "rich")
+    code = (
+        "import sys, adamlab, adamlab.cli; print([m for m in %r if m in sys.modules]); "
+        "print(adamlab.Adam.__name__, adamlab.create is adamlab.optim.registry.create, 'torch' in sys.modules)" % (heavy,)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.splitlines() == ["[]", "Adam True True"]
 
 
 def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):

@@ -181,9 +181,10 @@ def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool, threads: int, out=print) -> None:
+def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool, threads: int | None, out=print) -> None:
     from .optim.registry import available
 
+    threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     names = names or available()
     bandwidth = memory_bandwidth()

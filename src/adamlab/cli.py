@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "problems":
@@ -25,6 +23,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import format_table, run_demo
+
+    import torch
 
     torch.set_num_threads(max(1, args.threads))
     results = run_demo(steps=args.steps, names=args.optimizers)
@@ -51,11 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("bench", help="optimizer step time against torch's fused Adam (both engines)")
-    p.add_argument("--cases", nargs="+", choices=["a", "b"], default=["a", "b"], help="(a) 25M params in 50 tensors, (b) 1M in 500")
+    p.add_argument(
+        "--cases", nargs="+", choices=["a", "b"], default=["a", "b"], help="(a) 25M params in 50 tensors, (b) 1M in 500"
+    )
     p.add_argument("--optimizers", nargs="+", metavar="NAME", help="only these optimizers (default: all adamlab ones)")
     p.add_argument("--reps", type=int, default=15, help="timed steps per row (median reported; default 15)")
     p.add_argument("--first-step", action="store_true", help="also time the first compiled step, cold and warm cache")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.set_defaults(func=_cmd_bench)
     from .lab.cli import add_commands
 

@@ -85,8 +85,9 @@ class EffectiveStepSize(_Snapshots):
                 worst = max(worst, delta.max().item() / bound)
                 # decade k: ratio in [10^k, 10^(k+1)), with 1e-6 of slack for steps rounded just below
                 decades = torch.floor(torch.log10(delta[delta > 0] / float(group["lr"])) + 1e-6).clamp(-8, 1).long()
-                for decade, count in zip(*torch.unique(decades, return_counts=True)):
-                    self.histogram[int(decade)] = self.histogram.get(int(decade), 0) + int(count)
+                for decade, count in enumerate(torch.bincount(decades + 8, minlength=10).tolist(), start=-8):
+                    if count:
+                        self.histogram[decade] = self.histogram.get(decade, 0) + count
         if steps:
             every = torch.cat(steps)
             self.max_step.append(every.max().item())

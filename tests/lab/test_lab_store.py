@@ -137,6 +137,7 @@ def test_a_version_1_store_is_upgraded_when_written_and_read_as_is(tmp_path):
         store.record(result())
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE artifacts")
+    conn.execute("DROP TABLE sweeps")
     conn.execute("UPDATE adamlab_schema SET version = 1")
     conn.commit()
     conn.close()

@@ -487,14 +487,27 @@ def run_sweep(
         sweep = Sweep.from_dict(sweep)
     elif not isinstance(sweep, Sweep):
         sweep = load_spec(sweep)
+    display = progress if isinstance(progress, Progress) else make_progress(progress, out)
+    key = sweep.cache_key()
+    if key is not None and os.path.exists(db) and os.path.getsize(db) > 0:
+        make_executor(executor, workers, address, 1)  # bad executor settings are an error even with nothing to run
+        with Store.open(db, create=True) as store:
+            known = store.sweep_job_ids(key)
+            if known is not None and set(known) <= store.finished_ids():
+                # finished before: nothing to expand or run, and no torch to import
+                summary = Summary(total=len(known), skipped=len(known), db=str(db), seconds=time.perf_counter() - t0)
+                display.start(len(known), len(known), 0, "")
+                display.close(summary.line())
+                return summary
     jobs = sweep.jobs()
     make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched
     store = Store.open(db, create=True)
     try:
+        if key is not None:
+            store.remember_sweep(key, [job.id for job in jobs])
         done = store.finished_ids()
         pending = [job for job in jobs if job.id not in done]
         summary = Summary(total=len(jobs), skipped=len(jobs) - len(pending), db=str(db))
-        display = progress if isinstance(progress, Progress) else make_progress(progress, out)
         if not pending:
             summary.seconds = time.perf_counter() - t0
             display.start(len(jobs), summary.skipped, 0, "")

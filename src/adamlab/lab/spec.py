@@ -235,6 +235,36 @@ class Sweep:
             base_dir=base_dir,
         )
 
+    def cache_key(self) -> str | None:
+        """A key of everything that decides this sweep's jobs (and the adamlab version), or None.
+
+        Equal keys expand to the same jobs, so a store that recorded a key's job ids (when the
+        sweep was first expanded and validated) lets a rerun see what is left without expanding
+        again, and so without importing torch. None for sweeps with user problems, whose code can
+        change their options between runs.
+        """
+        if any(":" in name for name in self.problems if isinstance(name, str)):
+            return None
+        from .. import __version__
+
+        fields = (
+            "problems",
+            "optimizers",
+            "seeds",
+            "steps",
+            "eval_every",
+            "log_every",
+            "grid",
+            "optimizer",
+            "problem",
+            "base_dir",
+        )
+        try:
+            text = canonical_json({"format": FORMAT, "adamlab": __version__, **{k: getattr(self, k) for k in fields}})
+        except (TypeError, ValueError):
+            return None  # not JSON: jobs() will say what is wrong
+        return hashlib.sha256(text.encode()).hexdigest()
+
     # -- validation and expansion -----------------------------------------------------------------
 
     def _check_shape(self) -> None:

@@ -18,8 +18,11 @@ Schema (version 2)::
          -- kind 'eval': what trial.evaluate returned, every eval_every steps, at 0 and at the end
     artifacts(run_id -> runs.id, name, data)
          -- named arrays of a run (diagnostics, generated samples), each in NumPy's .npy format
+    sweeps(key, job_ids, recorded_at)
+         -- the job ids a validated sweep expanded to, by the sweep's key (see Sweep.cache_key),
+         -- so a rerun can see that nothing is left to do without expanding the sweep again
 
-A version-1 store (no artifacts table) is upgraded in place, in one transaction, when it is opened
+A version-1 store (no artifacts or sweeps table) is upgraded in place, in one transaction, when it is opened
 for writing; read-only it reads as a store whose runs have no artifacts.
 
 Only the parent process writes, one transaction per finished job (its run row and all its
@@ -49,13 +52,18 @@ SCHEMA_VERSION = 2
 APPLICATION_ID = 0x41444C42  # "ADLB", in the SQLite header (PRAGMA application_id)
 STATUSES = ("finished", "failed")
 
-_ARTIFACTS = """
+_V2_TABLES = """
 CREATE TABLE artifacts (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name TEXT NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (run_id, name)
 ) WITHOUT ROWID;
+CREATE TABLE sweeps (
+    key TEXT PRIMARY KEY,
+    job_ids TEXT NOT NULL,
+    recorded_at REAL NOT NULL
+);
 """
 
 _SCHEMA = (
@@ -94,7 +102,7 @@ CREATE TABLE metrics (
     PRIMARY KEY (run_id, kind, name, step)
 ) WITHOUT ROWID;
 """
-    + _ARTIFACTS
+    + _V2_TABLES
 )
 
 
@@ -239,7 +247,9 @@ class Store:
         with self.transaction():
             (version,) = self.conn.execute("SELECT version FROM adamlab_schema").fetchone()
             if version < 2:
-                self.conn.execute(_ARTIFACTS)
+                for statement in _V2_TABLES.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
                 self.conn.execute("UPDATE adamlab_schema SET version = ?", (SCHEMA_VERSION,))
 
     # -- writing ---------------------------------------------------------------------------------
@@ -339,7 +349,7 @@ class Store:
 
     def artifact(self, run_id: str, name: str) -> Any:
         """One stored array of a run (a numpy array), or None when the run has none of that name."""
-        if not self._has_artifacts():
+        if not self._has_table("artifacts"):
             return None
         row = self.conn.execute("SELECT data FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
         if row is None:
@@ -352,13 +362,25 @@ class Store:
 
     def artifact_names(self, run_id: str) -> list[str]:
         """The names of a run's stored arrays, sorted."""
-        if not self._has_artifacts():
+        if not self._has_table("artifacts"):
             return []
         return [r[0] for r in self.conn.execute("SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,))]
 
-    def _has_artifacts(self) -> bool:
-        # a version-1 store opened read-only has no artifacts table
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'artifacts'").fetchone() is not None
+    def _has_table(self, name: str) -> bool:
+        # a version-1 store opened read-only has no artifacts or sweeps table
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+    def remember_sweep(self, key: str, job_ids: list[str]) -> None:
+        """Record that the sweep of ``key`` expands to ``job_ids``."""
+        with self.transaction():
+            self.conn.execute("INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?)", (key, json.dumps(job_ids), time.time()))
+
+    def sweep_job_ids(self, key: str) -> list[str] | None:
+        """The job ids recorded for the sweep of ``key``, or None."""
+        if not self._has_table("sweeps"):
+            return None
+        row = self.conn.execute("SELECT job_ids FROM sweeps WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def count(self, status: str | None = None) -> int:
         if status is None:
