@@ -25,12 +25,33 @@ def study_runs(store: Store, study: Study, quick: bool) -> list[dict[str, Any]]:
     return [by_id[i] for i in ids if i in by_id]
 
 
+def _value(v: Any) -> str:
+    """A hyperparameter value without inner spaces, so a table cell wraps only between values."""
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
+
+
+def shared_hyperparameters(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hyperparameters every finished run has with the same value, when some other one varies.
+
+    The final table leaves these out of its rows (the report states them once); when nothing
+    varies, nothing is shared and the rows keep them all.
+    """
+    hps = [run["hyperparameters"] for run in runs if run["status"] == "finished"]
+    keys = {k for hp in hps for k in hp}
+    same = {k: hps[0][k] for k in keys if all(k in hp and _value(hp[k]) == _value(hps[0][k]) for hp in hps)}
+    return dict(sorted(same.items())) if len(same) < len(keys) else {}
+
+
 def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Rows per (optimizer, hyperparameters): each final metric as mean +- std over seeds."""
+    """Rows per (optimizer, hyperparameters): each final metric as mean +- std over seeds, "—" for none.
+
+    The hyperparameters column lists those that vary between runs (:func:`shared_hyperparameters`).
+    """
+    shared = shared_hyperparameters(runs)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
         if run["status"] == "finished":
-            hp = ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items()))
+            hp = ", ".join(f"{k}={_value(v)}" for k, v in sorted(run["hyperparameters"].items()) if k not in shared)
             groups.setdefault((run["optimizer"], hp), []).append(run["final_metrics"])
     names = sorted({k for finals in groups.values() for f in finals for k, v in f.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     rows = []
@@ -39,7 +60,7 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
         for name in names:
             values = [f[name] for f in finals if isinstance(f.get(name), (int, float)) and f[name] is not None]
             if not values:
-                cells.append("")
+                cells.append("—")
             elif len(values) == 1:
                 cells.append(f"{values[0]:.4g}")
             else:
@@ -59,25 +80,57 @@ def write_report(study: Study, db: str | os.PathLike[str], out_dir: str | os.Pat
         runs = study_runs(store, study, quick)
         if not runs:
             raise LabError(f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first")
-        stems = study.figures(store, runs, out)
+        figures = [(f, f) if isinstance(f, str) else (f[0], f[1]) for f in study.figures(store, runs, out)]
         verdict = study.verdict(store, runs)
     header, rows = final_table(runs)
+    table_notes = _table_notes(runs, header, rows)
     result = {"study": study.name, "quick": quick, "outcome": verdict.outcome, "because": verdict.because, "runs": len(runs)}
     with open(os.path.join(out, "verdict.json"), "w") as fh:
         json.dump(result, fh, indent=1)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(_page(study, verdict, header, rows, stems, len(runs), quick))
+        fh.write(_page(study, verdict, header, rows, figures, len(runs), quick, table_notes=table_notes))
     return result
 
 
-def _page(study: Study, verdict: Any, header: list[str], rows: list[list[str]], stems: list[str], n: int, quick: bool) -> str:
+def _table_notes(runs: list[dict[str, Any]], header: list[str], rows: list[list[str]]) -> list[str]:
+    """Sentences under the final table: the hyperparameters all runs share, what the target is, what "—" means."""
+    notes = []
+    shared = shared_hyperparameters(runs)
+    if shared:
+        notes.append("Every run: " + ", ".join(f"{k}={_value(v)}" for k, v in shared.items()) + ".")
+    if "steps_to_target" in header:
+        from .problems import problem_class
+
+        targets = []
+        for name in dict.fromkeys(run["problem"] for run in runs):
+            try:
+                target = problem_class(name).target
+            except LabError:  # a user problem: no class to ask
+                target = None
+            if target is not None:
+                targets.append(f"{target.describe()} ({name})")
+        if targets:
+            notes.append(f"steps_to_target: the first step at which {', '.join(targets)}.")
+    if any("—" in row for row in rows):
+        notes.append("— : no value (for steps_to_target: the target was never reached).")
+    return notes
+
+
+def _page(
+    study: Study, verdict: Any, header: list[str], rows: list[list[str]], figures: list[tuple[str, str]], n: int, quick: bool,
+    *, table_notes: list[str] | None = None,
+) -> str:  # fmt: skip
+    """The page. ``figures`` holds (file stem, caption) pairs; ``table_notes`` are sentences under the final table."""
     e = html.escape
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e"}.get(verdict.outcome, "#9a6700")
-    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>\n"
+    # a header breaks after its underscores (steps_<wbr>to_<wbr>target) rather than widening the table
+    table = "<tr>" + "".join(f"<th>{e(h).replace('_', '_<wbr>')}</th>" for h in header) + "</tr>\n"
     table += "\n".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    figures = "\n".join(
-        f'<figure><img src="{e(s)}.png" alt="{e(s)}"><figcaption>{e(s)} (<a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
-        for s in stems
+    notes = "".join(f"<p class=\"note\">{e(note)}</p>" for note in table_notes or ())
+    figures_html = "\n".join(
+        f'<figure><img src="{e(s)}.png" alt="{e(c)}"><figcaption>Figure {i}. {e(c)} '
+        f'(<a href="{e(s)}.png">PNG</a>, <a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
+        for i, (s, c) in enumerate(figures, start=1)
     )
     size = "quick size (--quick)" if quick else "full size"
     return f"""<!doctype html>
@@ -85,21 +138,27 @@ def _page(study: Study, verdict: Any, header: list[str], rows: list[list[str]], 
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
 blockquote {{ border-left: 4px solid #d0d7de; margin: 1em 0; padding: 0.2em 1em; color: #59636e; }}
-.verdict {{ font-size: 1.2em; padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; }}
-.verdict b {{ color: {colour}; }}
-table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border: 1px solid #d0d7de; padding: 4px 10px; text-align: right; }}
-th:nth-child(-n+2), td:nth-child(-n+2) {{ text-align: left; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #d0d7de; }}
+.verdict {{ padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; border-left: 6px solid {colour}; line-height: 1.5; }}
+.verdict p {{ margin: 0.3em 0; }} .verdict .outcome {{ font-size: 1.3em; }} .verdict b {{ color: {colour}; }}
+.table {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; margin: 1em 0 0.5em; font-size: 0.92em; }}
+th, td {{ border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; vertical-align: top; }}
+th {{ background: #f6f8fa; vertical-align: bottom; }} tr:nth-child(odd) td {{ background: #fbfcfd; }}
+th:nth-child(-n+2), td:nth-child(-n+2) {{ text-align: left; }} td:nth-child(n+3) {{ white-space: nowrap; }}
+.note {{ margin: 0.3em 0; color: #59636e; font-size: 0.92em; }}
+figure {{ margin: 1.5em 0; }} img {{ display: block; max-width: 100%; height: auto; border: 1px solid #d0d7de; }}
+figcaption {{ margin-top: 0.4em; color: #59636e; }}
 </style></head><body>
 <h1>{e(study.title)}</h1>
 <p>Study <code>{e(study.name)}</code>, {e(size)}, {n} runs. Claim, from {e(study.source)}:</p>
 <blockquote>{e(study.claim)}</blockquote>
-<p class="verdict">Verdict: <b>{e(verdict.outcome)}</b>. {e(verdict.because)}</p>
-{figures}
-<h2>Final metrics</h2>
-<table>
-{table}
-</table>
+<div class="verdict"><p class="outcome">Verdict: <b>{e(verdict.outcome)}</b></p><p>{e(verdict.because)}</p></div>
+{figures_html}
 <p>{e(study.notes)}</p>
+<h2>Final metrics</h2>
+<div class="table"><table>
+{table}
+</table></div>
+{notes}
 </body></html>
 """
