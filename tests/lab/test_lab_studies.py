@@ -22,6 +22,9 @@ def test_reddi_study_quick_writes_report_with_verdict_from_the_store(tmp_path, c
     # the final iterates in the table: Adam at +1, AMSGrad and AdamAL near -1
     rows = {r.split("</td><td>")[0][8:]: r for r in page.splitlines() if r.startswith("<tr><td>")}
     assert rows["adam"].endswith("<td>1</td></tr>") and "-0.99" in rows["amsgrad"] and "-0.99" in rows["adamal"]
+    # the figure has a caption saying what it shows; Adam never reaches the target: a dash, explained under the table
+    assert "<figcaption>Figure 1. Left: the iterate x_t" in page and 'alt="Left: the iterate' in page
+    assert "<td>—</td>" in rows["adam"] and "steps_to_target: the first step at which average_regret &lt;= 0.1 (reddi)." in page
 
     # the report alone, from the store: same verdict; a second study run reuses every job
     assert main(["report", "--db", str(db), "--out", str(tmp_path / "again")]) == 0
@@ -67,3 +70,19 @@ def test_bias_correction_gap_is_the_mean_ratio_over_the_lr_grid():
 
     table = {(0.9999, False, "short"): {1e-3: 30.0, 1e-2: 120.0}, (0.9999, True, "short"): {1e-3: 30.0, 1e-2: 10.0}}
     assert _gap(table, 0.9999, "short") == (0.0 + 9.0) / 2  # the 12x ratio is capped at 10x
+
+
+def test_final_table_lists_only_the_hyperparameters_that_vary():
+    from adamlab.lab.report import final_table, shared_hyperparameters
+
+    def run(lr, seed, loss):
+        hp = {"lr": lr, "betas": [0.9, 0.999]}
+        return {"optimizer": "adam", "status": "finished", "hyperparameters": hp, "seed": seed, "final_metrics": {"loss": loss}}
+
+    runs = [run(0.1, 0, 1.0), run(0.1, 1, 3.0), run(0.01, 0, None)]
+    assert shared_hyperparameters(runs) == {"betas": [0.9, 0.999]}
+    header, rows = final_table(runs)
+    assert header == ["optimizer", "hyperparameters", "seeds", "loss"]
+    assert rows == [["adam", "lr=0.1", "2", "2 ± 1.4"], ["adam", "lr=0.01", "1", "—"]]
+    # nothing varies: nothing is shared, the rows keep every hyperparameter (without inner spaces)
+    assert shared_hyperparameters(runs[:2]) == {} and final_table(runs[:2])[1][0][1] == "betas=[0.9,0.999], lr=0.1"

@@ -222,7 +222,9 @@ def add_commands(subparsers: Any) -> None:
         help="run (or reuse) a seed claim's study and write its report (index.html, figures, verdict)",
         description="Run a study's sweep into a store (finished jobs are reused) and write its report.",
     )
-    study.add_argument("name", help="the study (reddi)")
+    from .studies import studies
+
+    study.add_argument("name", help=f"the study: {', '.join(sorted(studies()))}")
     study.add_argument("--quick", action="store_true", help="the small version (well under a minute on 2 cores)")
     study.add_argument("--db", default=None, help="the result store (default: NAME[-quick].sqlite)")
     study.add_argument("--out", default=None, help="the report folder (default: report-NAME[-quick])")

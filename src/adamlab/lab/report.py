@@ -25,12 +25,33 @@ def study_runs(store: Store, study: Study, quick: bool) -> list[dict[str, Any]]:
     return [by_id[i] for i in ids if i in by_id]
 
 
+def _value(v: Any) -> str:
+    """A hyperparameter value without inner spaces, so a table cell wraps only between values."""
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
+
+
+def shared_hyperparameters(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hyperparameters every finished run has with the same value, when some other one varies.
+
+    The final table leaves these out of its rows (the report states them once); when nothing
+    varies, nothing is shared and the rows keep them all.
+    """
+    hps = [run["hyperparameters"] for run in runs if run["status"] == "finished"]
+    keys = {k for hp in hps for k in hp}
+    same = {k: hps[0][k] for k in keys if all(k in hp and _value(hp[k]) == _value(hps[0][k]) for hp in hps)}
+    return dict(sorted(same.items())) if len(same) < len(keys) else {}
+
+
 def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Rows per (optimizer, hyperparameters): each final metric as mean +- std over seeds."""
+    """Rows per (optimizer, hyperparameters): each final metric as mean +- std over seeds, "—" for none.
+
+    The hyperparameters column lists those that vary between runs (:func:`shared_hyperparameters`).
+    """
+    shared = shared_hyperparameters(runs)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
         if run["status"] == "finished":
-            hp = ", ".join(f"{k}={v}" for k, v in sorted(run["hyperparameters"].items()))
+            hp = ", ".join(f"{k}={_value(v)}" for k, v in sorted(run["hyperparameters"].items()) if k not in shared)
             groups.setdefault((run["optimizer"], hp), []).append(run["final_metrics"])
     names = sorted(
         {
@@ -47,7 +68,7 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
         for name in names:
             values = [f[name] for f in finals if isinstance(f.get(name), (int, float)) and f[name] is not None]
             if not values:
-                cells.append("")
+                cells.append("—")
             elif len(values) == 1:
                 cells.append(f"{values[0]:.4g}")
             else:
@@ -71,52 +92,85 @@ def write_report(
             raise LabError(
                 f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first"
             )
-        stems = study.figures(store, runs, out)
+        figures = [(f, f) if isinstance(f, str) else (f[0], f[1]) for f in study.figures(store, runs, out)]
         verdict = study.verdict(store, runs)
         tables = study.tables(store, runs) if study.tables is not None else []
     header, rows = final_table(runs)
+    tables.append(Table("Final metrics", header, rows, " ".join(_table_notes(runs, header, rows))))
     result = {"study": study.name, "quick": quick, "outcome": verdict.outcome, "because": verdict.because, "runs": len(runs)}
     with open(os.path.join(out, "verdict.json"), "w") as fh:
         json.dump(result, fh, indent=1)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(_page(study, verdict, [*tables, Table("Final metrics", header, rows)], stems, len(runs), quick))
+        fh.write(_page(study, verdict, tables, figures, len(runs), quick))
     return result
+
+
+def _table_notes(runs: list[dict[str, Any]], header: list[str], rows: list[list[str]]) -> list[str]:
+    """Sentences under the final table: the hyperparameters all runs share, what the target is, what "—" means."""
+    notes = []
+    shared = shared_hyperparameters(runs)
+    if shared:
+        notes.append("Every run: " + ", ".join(f"{k}={_value(v)}" for k, v in shared.items()) + ".")
+    if "steps_to_target" in header:
+        from .problems import problem_class
+
+        targets = []
+        for name in dict.fromkeys(run["problem"] for run in runs):
+            try:
+                target = problem_class(name).target
+            except LabError:  # a user problem: no class to ask
+                target = None
+            if target is not None:
+                targets.append(f"{target.describe()} ({name})")
+        if targets:
+            notes.append(f"steps_to_target: the first step at which {', '.join(targets)}.")
+    if any("—" in row for row in rows):
+        notes.append("— : no value (for steps_to_target: the target was never reached).")
+    return notes
 
 
 def _table(table: Table) -> str:
     e = html.escape
-    cells = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr>\n"
+    # a header breaks after its underscores (steps_<wbr>to_<wbr>target) rather than widening the table
+    cells = "<tr>" + "".join(f"<th>{e(h).replace('_', '_<wbr>')}</th>" for h in table.header) + "</tr>\n"
     cells += "\n".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows)
-    note = f"<p>{e(table.note)}</p>" if table.note else ""
-    return f"<h2>{e(table.title)}</h2>\n<table>\n{cells}\n</table>\n{note}"
+    note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
+    return f'<h2>{e(table.title)}</h2>\n<div class="table"><table>\n{cells}\n</table></div>\n{note}'
 
 
-def _page(study: Study, verdict: Any, tables: list[Table], stems: list[str], n: int, quick: bool) -> str:
+def _page(study: Study, verdict: Any, tables: list[Table], figures: list[tuple[str, str]], n: int, quick: bool) -> str:
+    """The page. ``figures`` holds (file stem, caption) pairs; ``tables`` come after the figures, in order."""
     e = html.escape
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e"}.get(verdict.outcome, "#9a6700")
-    table = "\n".join(_table(t) for t in tables)
-    figures = "\n".join(
-        f'<figure><img src="{e(s)}.png" alt="{e(s)}"><figcaption>{e(s)} (<a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
-        for s in stems
+    figures_html = "\n".join(
+        f'<figure><img src="{e(s)}.png" alt="{e(c)}"><figcaption>Figure {i}. {e(c)} '
+        f'(<a href="{e(s)}.png">PNG</a>, <a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
+        for i, (s, c) in enumerate(figures, start=1)
     )
+    tables_html = "\n".join(_table(t) for t in tables)
     size = "quick size (--quick)" if quick else "full size"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>adamlab study: {e(study.name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
 blockquote {{ border-left: 4px solid #d0d7de; margin: 1em 0; padding: 0.2em 1em; color: #59636e; }}
-.verdict {{ font-size: 1.2em; padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; }}
-.verdict b {{ color: {colour}; }}
-table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border: 1px solid #d0d7de; padding: 4px 10px; text-align: right; }}
-th:nth-child(-n+2), td:nth-child(-n+2) {{ text-align: left; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #d0d7de; }}
+.verdict {{ padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; border-left: 6px solid {colour}; line-height: 1.5; }}
+.verdict p {{ margin: 0.3em 0; }} .verdict .outcome {{ font-size: 1.3em; }} .verdict b {{ color: {colour}; }}
+.table {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; margin: 1em 0 0.5em; font-size: 0.92em; }}
+th, td {{ border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; vertical-align: top; }}
+th {{ background: #f6f8fa; vertical-align: bottom; }} tr:nth-child(odd) td {{ background: #fbfcfd; }}
+th:nth-child(-n+2), td:nth-child(-n+2) {{ text-align: left; }} td:nth-child(n+3) {{ white-space: nowrap; }}
+.note {{ margin: 0.3em 0; color: #59636e; font-size: 0.92em; }}
+figure {{ margin: 1.5em 0; }} img {{ display: block; max-width: 100%; height: auto; border: 1px solid #d0d7de; }}
+figcaption {{ margin-top: 0.4em; color: #59636e; }}
 </style></head><body>
 <h1>{e(study.title)}</h1>
 <p>Study <code>{e(study.name)}</code>, {e(size)}, {n} runs. Claim, from {e(study.source)}:</p>
 <blockquote>{e(study.claim)}</blockquote>
-<p class="verdict">Verdict: <b>{e(verdict.outcome)}</b>. {e(verdict.because)}</p>
-{figures}
-{table}
+<div class="verdict"><p class="outcome">Verdict: <b>{e(verdict.outcome)}</b></p><p>{e(verdict.because)}</p></div>
+{figures_html}
 <p>{e(study.notes)}</p>
+{tables_html}
 </body></html>
 """

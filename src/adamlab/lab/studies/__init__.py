@@ -1,9 +1,10 @@
 """Studies: each seed claim as a named sweep, the figures that show it, and a verdict from the store.
 
 A :class:`Study` holds the claim (quoted from its seed), the sweep at full size and the overrides of
-``--quick`` (CPU seconds, used by the tests), a function drawing its figures from the stored runs,
-a function computing the verdict ("holds", "does not hold", "inconclusive") with the numbers
-behind it, and optionally extra tables (:class:`Table`). :mod:`.plots` has what they share. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
+``--quick`` (CPU seconds, used by the tests), a function drawing its figures (each with a caption)
+from the stored runs, a function computing the verdict ("holds", "does not hold", "inconclusive")
+with the numbers behind it, and optionally extra tables (:class:`Table`); :mod:`.plots` has what
+they share. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
 (:mod:`adamlab.lab.report`).
 """
 
@@ -41,7 +42,10 @@ class Study:
     claim: str
     sweep: dict[str, Any]
     quick: dict[str, Any]
-    figures: Callable[..., list[str]]  # (store, runs, out_dir) -> file stems written (PNG and SVG each)
+    # (store, runs, out_dir) -> the figures written, each a file stem (PNG and SVG each) or a
+    # (stem, caption) pair; the caption, one or two sentences saying what the figure shows, is the
+    # report's figure caption and the image's alt text
+    figures: Callable[..., list[str | tuple[str, str]]]
     verdict: Callable[..., Verdict]  # (store, runs) -> Verdict
     notes: str = ""
     metrics: tuple[str, ...] = field(default=())

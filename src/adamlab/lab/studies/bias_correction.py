@@ -59,24 +59,47 @@ def verdict(store: Any, runs: list[dict[str, Any]]) -> Verdict:
     return Verdict("inconclusive", numbers + ".")
 
 
-def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     table = losses(store, runs)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    steps = max((run["steps"] for run in runs), default=0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     colours = dict(zip(BETA2, ("tab:blue", "tab:orange", "tab:green")))
-    for ax, budget, title in zip(axes, ("short", "long"), ("after a tenth of the steps", "at the end")):
+    diverged = False
+    titles = (f"after {steps // 10} steps (a tenth)", f"at the end ({steps} steps)")
+    for ax, budget, title in zip(axes, ("short", "long"), titles):
         for (b2, corrected, b), by_lr in sorted(table.items()):
             if b == budget:
                 lrs = sorted(by_lr)
                 label = f"beta2={b2}, {'with' if corrected else 'without'} bias correction"
-                ax.plot(lrs, [by_lr[lr] for lr in lrs], "o-" if corrected else "s--", color=colours.get(b2), label=label)
-        ax.set(xscale="log", xlabel="learning rate", title=f"VAE on digits: test loss {title}")
+                ys = [by_lr[lr] if math.isfinite(by_lr[lr]) else math.nan for lr in lrs]
+                ax.plot(lrs, ys, "o-" if corrected else "s--", color=colours.get(b2), label=label)
+                # a diverged run (an infinite loss) is drawn as an x on the top edge
+                for lr in lrs:
+                    if not math.isfinite(by_lr[lr]):
+                        diverged = True
+                        top = ax.get_xaxis_transform()  # x in data, y in axes fractions
+                        ax.plot([lr], [1.0], "x", color=colours.get(b2), markersize=10, mew=2, transform=top, clip_on=False)
+        ax.set(xscale="log", xlabel="learning rate", title=f"Test loss {title}")
+        finite = [v for (_, _, b), by_lr in table.items() if b == budget for v in by_lr.values() if math.isfinite(v)]
+        if finite and max(finite) > 3 * min(finite):  # one blown-up run would flatten the rest on a linear scale
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test negative ELBO per image (nats)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    return [save(fig, out_dir, "loss-vs-lr")]
+    axes[0].set_ylabel("test loss: negative ELBO per image (nats)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    caption = (
+        "The VAE's test loss (lower is better) against the learning rate, for each beta2 with bias correction "
+        "(circles, solid) and without (squares, dashed), mean over seeds; left early in training, right at the end."
+        + (" An x on the top edge is a run that diverged." if diverged else "")
+    )
+    return [(save(fig, out_dir, "loss-vs-lr"), caption)]
 
 
 BIAS_CORRECTION = Study(

@@ -26,7 +26,7 @@ def verdict(store: Any, runs: list[dict[str, Any]]) -> Verdict:
     return Verdict("inconclusive", f"{numbers}: not all iterates are within 0.1 of an end of [-1, 1].")
 
 
-def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -39,13 +39,21 @@ def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[str]:
             total += loss
             regret.append(total / t)
         ax2.plot(steps, regret, label=run["optimizer"], linewidth=1.2)
-    ax.set(xlabel="step t", ylabel="iterate $x_t$", title="Iterate on $[-1, 1]$ (optimum $x^* = -1$)", ylim=(-1.05, 1.05))
-    ax2.set(xlabel="step t", ylabel="average loss $\\frac{1}{t}\\sum_s f_s(x_s)$", title="Average online loss")
+    # the optimum x* = -1 plays f_t(-1) = -3, 1, 1, ...: an average loss of -1/3
+    ax.axhline(-1, color="0.4", linestyle=":", linewidth=1, label="optimum $x^* = -1$")
+    ax2.axhline(-1 / 3, color="0.4", linestyle=":", linewidth=1, label="loss of the optimum, $-1/3$")
+    ax.set(xlabel="step t", ylabel="iterate $x_t$", title="Iterate $x_t$ on $[-1, 1]$", ylim=(-1.1, 1.1))
+    ax2.set(xlabel="step t", ylabel="average online loss", title="Average online loss $\\frac{1}{t}\\sum_{s \\leq t} f_s(x_s)$")
     for a in (ax, ax2):
         a.grid(alpha=0.3)
-        a.legend()
+        a.legend(loc="center right")
     fig.tight_layout()
-    return [save(fig, out_dir, "iterates")]
+    caption = (
+        "Left: the iterate x_t of each optimizer after each step; the worst point is x = +1, the optimum x* = -1 (dotted). "
+        "Right: the running average of the loss each optimizer suffered, (1/t) sum f_s(x_s); its gap to the optimum's "
+        "average loss, -1/3 (dotted), is the average regret, which goes to 0 only for an optimizer that converges to x*."
+    )
+    return [(save(fig, out_dir, "iterates"), caption)]
 
 
 REDDI = Study(
