@@ -13,7 +13,7 @@ import adamlab
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 
-CASES = [
+ELEMENTWISE = [
     (adamlab.Adam, {}),
     (adamlab.Adam, {"amsgrad": True, "weight_decay": 0.05}),
     (adamlab.Adam, {"bias_correction": False, "maximize": True}),
@@ -35,7 +35,20 @@ CASES = [
     (adamlab.Padam, {"partial": 0.125, "weight_decay": 0.05}),
     (adamlab.Padam, {"bias_correction": False}),
 ]
-IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in CASES]
+REDUCING = [  # per-tensor (SWATS) and per-row (ND-Adam) reductions: segment sums on the packed layout
+    (adamlab.SWATS, {}),
+    (adamlab.SWATS, {"weight_decay": 0.05, "maximize": True}),
+    (adamlab.NDAdam, {}),
+    (adamlab.NDAdam, {"betas": (0.8, 0.99), "eps": 1e-6, "maximize": True}),
+]
+CASES = ELEMENTWISE + REDUCING
+
+
+def ids(cases):
+    return [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in cases]
+
+
+IDS = ids(CASES)
 
 
 def engines(cls, kw, **extra):
@@ -59,7 +72,7 @@ def test_packed_equals_reference_with_missing_grads_and_late_params(cls, kw):
     assert_trajectories_close(trajectory(ref, skip=skip), trajectory(packed, skip=skip))
 
 
-@pytest.mark.parametrize(("cls", "kw"), CASES[::2], ids=IDS[::2])
+@pytest.mark.parametrize(("cls", "kw"), ELEMENTWISE[::2] + REDUCING, ids=ids(ELEMENTWISE[::2] + REDUCING))
 def test_packed_equals_reference_with_schedule_and_two_groups(cls, kw):
     def make(engine):
         def build(ps):
@@ -126,7 +139,7 @@ def test_model_to_after_packing_repacks():
     assert torch.allclose(model.weight, ref_model.weight, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("cls", "kw"), CASES[::3], ids=IDS[::3])
+@pytest.mark.parametrize(("cls", "kw"), ELEMENTWISE[::3] + REDUCING, ids=ids(ELEMENTWISE[::3] + REDUCING))
 def test_checkpoints_move_between_engines_and_torch(cls, kw):
     params = make_params()
     opt = cls(params, lr=1e-2, engine="packed", **kw)
@@ -209,3 +222,96 @@ def test_deepcopy_keeps_the_engine_and_repacks_the_copy():
     assert twin.engine == "packed" and twin._packs == {}
     twin.step()  # its params are copies: the copy packs them afresh and steps them
     assert all(not torch.equal(a, b) for a, b in zip(twin.param_groups[0]["params"], params))
+
+
+# -- SWATS switching per tensor, on the packed layout ---------------------------------------------
+# Gradients g_k = c + noise * rate^k settle, so each tensor's projected rate settles and meets the
+# switch test at its own step (rate 1.0: never). Small betas shorten the memories; the lr warms up
+# over 5 steps (a scheduler), then stays, so the projected rates can settle.
+SWITCH_SHAPES = ((4, 3), (2, 3, 2), (6,), (5, 1, 2), (7,), (3,))
+SWITCH_RATES = (0.2, 0.5, 0.3, 0.5, 1.0, 0.0)
+
+
+def swats_switching(engines, steps=60, handover=25):
+    """Params after every step; the run starts with ``engines[0]`` and, if given, continues from a
+    checkpoint at step ``handover`` with ``engines[1]``. Param 2 has no gradient every 7th step."""
+    gen = torch.Generator().manual_seed(3)
+    const = [torch.randn(s, generator=gen) for s in SWITCH_SHAPES]
+    params = [torch.randn(s, generator=gen).requires_grad_() for s in SWITCH_SHAPES]
+
+    def build(engine, ps):
+        opt = adamlab.SWATS(
+            [{"params": ps[:3], "betas": (0.3, 0.3)}, {"params": ps[3:], "betas": (0.5, 0.5)}], lr=1e-2, engine=engine
+        )
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / 5))
+
+    opt, sched = build(engines[0], params)
+    out = []
+    for k in range(steps):
+        if k == handover and len(engines) > 1:
+            saved = copy.deepcopy((opt.state_dict(), sched.state_dict()))
+            params = [p.detach().clone().requires_grad_() for p in params]
+            opt, sched = build(engines[1], params)
+            opt.load_state_dict(saved[0])
+            sched.load_state_dict(saved[1])
+        for i, (p, c, r) in enumerate(zip(params, const, SWITCH_RATES)):
+            g = c + torch.randn(c.shape, generator=gen) * r ** (k + 1)
+            p.grad = None if i == 2 and k % 7 == 3 else g
+        opt.step()
+        sched.step()
+        out.append(torch.cat([p.detach().flatten() for p in params]))
+    return out, opt, params
+
+
+@pytest.mark.parametrize("engines", [("packed",), ("packed", "reference"), ("reference", "packed")], ids="->".join)
+def test_swats_switches_per_tensor_on_the_packed_layout_as_the_reference(engines):
+    """Switches at different steps per tensor, two groups, a scheduler, a missing grad, and checkpoints across engines."""
+    ref, ref_opt, ref_params = swats_switching(("reference",))
+    ours, opt, params = swats_switching(engines)
+    assert_trajectories_close(ref, ours)
+    ref_steps = [ref_opt.state[p]["switch_step"].item() for p in ref_params]
+    assert [opt.state[p]["switch_step"].item() for p in params] == ref_steps
+    switched = [k for k in ref_steps if k > 0]
+    assert len(set(switched)) >= 3 and max(switched) < 40 and 0 in ref_steps, ref_steps
+    for p, q in zip(ref_params, params):
+        assert opt.state[q]["sgd_lr"].item() == pytest.approx(ref_opt.state[p]["sgd_lr"].item(), rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(("cls", "kw"), REDUCING, ids=ids(REDUCING))
+def test_reducing_rules_keep_the_reference_state_layout(cls, kw):
+    """The per-tensor / per-row state of the packed engine is laid out as the reference engine's (0-d, (rows, 1))."""
+    states = []
+    for engine in ("reference", "packed"):
+        params = make_params()
+        opt = cls(params, lr=1e-2, engine=engine, **kw)
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.ones_like(p)
+            opt.step()
+        states.append(opt.state_dict()["state"])
+    ref, packed = states
+    assert ref.keys() == packed.keys()
+    for i in ref:
+        assert ref[i].keys() == packed[i].keys()
+        for key, value in ref[i].items():
+            other = packed[i][key]
+            assert (other.shape, other.dtype, other.device) == (value.shape, value.dtype, value.device), (i, key)
+            assert torch.allclose(other, value, rtol=0, atol=1e-12), (i, key)
+    if cls is adamlab.NDAdam:
+        assert packed[0]["exp_avg_sq"].shape == (4, 1) and packed[1]["exp_avg_sq"].shape == (7,)
+
+
+@pytest.mark.parametrize(("cls", "kw"), REDUCING[::2], ids=ids(REDUCING[::2]))
+def test_compiled_reducing_rules_match_reference(cls, kw, monkeypatch):
+    """Segment sums and gathers compile (no eager fallback), also when a param joins late."""
+    torch._dynamo.reset()
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+
+    def skip(t, i):
+        return i == 3 and t < 20
+
+    a = trajectory(lambda ps: cls(ps, lr=1e-2, engine="reference", **kw), skip=skip)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compile failure would warn and run eagerly
+        b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), skip=skip)
+    assert_trajectories_close(a, b)

@@ -86,8 +86,13 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     table = lines[lines.index(next(x for x in lines if x.startswith("optimizer"))) + 1 :]
     rows = {line[:34].strip(): line[34:].split() for line in table}
     assert rows["torch Adam fused"][1] == "1.00"
-    assert {"adamlab adam packed", "adamlab adam reference", "adamlab swats reference", "torch Adam foreach"} <= set(rows)
-    assert "adamlab swats packed" not in rows  # SWATS has no packed form yet
+    assert {
+        "adamlab adam packed",
+        "adamlab adam reference",
+        "adamlab swats packed",
+        "adamlab swats reference",
+        "torch Adam foreach",
+    } <= set(rows)
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())
 
 
@@ -97,7 +102,7 @@ def test_check_raises_what_create_raises_without_building_anything():
     for name, hp, match in [
         ("adam", {"lr": -1.0}, r"^Adam: invalid lr=-1.0"),
         ("madam", {"beta3": -0.5}, r"^MAdam: invalid beta3=-0.5"),
-        ("swats", {"engine": "packed"}, r"SWATS has no packed form yet"),
+        ("swats", {"engine": "fast"}, r"SWATS: invalid engine='fast'"),
         ("amsgrad", {"amsgrad": False}, r"'amsgrad' fixes amsgrad=True"),
         ("adam", {"bets": (0.9, 0.9)}, r"unknown keyword 'bets'"),
         ("sgd", {"lr": -1.0}, r"Invalid learning rate"),  # torch's own message

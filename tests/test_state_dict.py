@@ -64,7 +64,10 @@ def test_checkpoint_moves_between_torch_and_adamlab(ours, theirs, kw, direction)
     assert_trajectories_close(_run(cont_same, same_params, grads[30:]), _run(cont_other, other_params, grads[30:]))
 
 
-@pytest.mark.parametrize(("cls", "kw"), [(a, kw) for a, _, kw in PAIRS] + [(adamlab.Adam, {"bias_correction": False})])
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [(a, kw) for a, _, kw in PAIRS] + [(adamlab.Adam, {"bias_correction": False}), (adamlab.SWATS, {}), (adamlab.NDAdam, {})],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_save_load_mid_training_is_bit_for_bit(cls, kw, dtype):
     grads = [[g.to(dtype) for g in gs] for gs in _grads(50)]

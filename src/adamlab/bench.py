@@ -87,8 +87,6 @@ def _contenders(names: list[str]) -> list[tuple[str, Callable[[list[torch.Tensor
         if entry.cls.__module__.startswith("torch."):
             continue
         for engine in ("packed", "reference"):
-            if engine == "packed" and not getattr(entry.cls, "_packable", False):
-                continue
             rows.append((f"adamlab {name} {engine}", lambda ps, n=name, e=engine: _create(n, ps, e)))
     for label, module, cls, kw in [
         ("adabelief-pytorch 0.2.1", "adabelief_pytorch", "AdaBelief", {"print_change_log": False, "rectify": False}),
@@ -182,7 +180,7 @@ def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
 
 
 def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool, threads: int | None, out=print) -> None:
-    from .optim.registry import available
+    from .optim.registry import REGISTRY, available
 
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -195,8 +193,7 @@ def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool,
         out(f"\nfirst packed step, seconds (compile included): case ({cases[0]})")
         out(f"{'optimizer':<12} {'cold cache':>10} {'warm cache':>10}")
         for name in names:
-            from .optim.registry import REGISTRY
-
-            if getattr(REGISTRY[name].cls, "_packable", False):
-                cold, warm = first_step_times(name, cases[0], threads)
-                out(f"{name:<12} {cold:>10.2f} {warm:>10.2f}")
+            if REGISTRY[name].cls.__module__.startswith("torch."):
+                continue
+            cold, warm = first_step_times(name, cases[0], threads)
+            out(f"{name:<12} {cold:>10.2f} {warm:>10.2f}")

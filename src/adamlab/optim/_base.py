@@ -65,11 +65,15 @@ class RuleOptimizer(torch.optim.Optimizer):
     implement ``_init_state(p, group)`` and the static ``_rule(p, g, state, h, group)``. ``h`` holds
     the group's numeric hyperparameters as 0-d float64 tensors; ``group`` is read only for
     structural options (booleans such as ``amsgrad``).
+
+    A rule that needs per-tensor or per-row sums also sets ``_reduction``, a function of a param
+    giving what its rule sums over (``"tensor"``, ``"rows"``, or None where the rule is elementwise
+    for that param); its rule takes a sixth argument ``seg`` and reduces only through it
+    (:mod:`adamlab.optim._segments`), so both engines run it.
     """
 
     _checks: ClassVar[dict[str, _checks.Check]] = {}
-    # Whether the rule is purely elementwise, so the packed engine can run it on flat buffers.
-    _packable: ClassVar[bool] = True
+    _reduction: ClassVar[Callable[[torch.Tensor], str | None] | None] = None
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
         self.check_hyperparameters({**defaults, "engine": engine})
@@ -88,8 +92,6 @@ class RuleOptimizer(torch.optim.Optimizer):
         engine = values.get("engine", "auto")
         if engine not in ENGINES:
             raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
-        if engine == "packed" and not cls._packable:
-            raise ValueError(f"{name}: invalid engine='packed': {name} has no packed form yet; use 'auto' or 'reference'")
         cls._validate(values, "")
 
     @classmethod
@@ -140,9 +142,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        packed = self.engine == "packed" or (self.engine == "auto" and self._packable)
         for group in self.param_groups:
-            (packed_step if packed else reference_step)(self, group)
+            (reference_step if self.engine == "reference" else packed_step)(self, group)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ This is the readable definition of every adamlab optimizer and what the tests ru
 For each param group it builds the group's numeric hyperparameters once as 0-d float64 tensors
 (``h.lr``, ``h.beta1``, ``h.beta2``, ``h.eps``, ...; see :func:`scalars`), then for each param that
 has a gradient: creates its state lazily, increments ``state["step"]``, negates the gradient under
-``maximize``, and calls the rule. Params whose ``.grad`` is None are skipped entirely (no update,
+``maximize``, and calls the rule (with the param's segments, :mod:`adamlab.optim._segments`, for a
+rule that reduces). Params whose ``.grad`` is None are skipped entirely (no update,
 no weight decay, no state change), as in torch.optim. Complex params are updated as real views
 (``torch.view_as_real``), as torch.optim does, so real and imaginary parts are independent
 coordinates.
@@ -19,6 +20,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from ._segments import reference_segments
 
 if TYPE_CHECKING:
     from ._base import RuleOptimizer
@@ -59,9 +62,11 @@ def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any],
     if group["maximize"]:
         g = -g
     if p.is_complex():
-        opt._rule(_real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}, h, group)
-    else:
+        p, g, state = _real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}
+    if opt._reduction is None:
         opt._rule(p, g, state, h, group)
+    else:
+        opt._rule(p, g, state, h, group, reference_segments(opt._reduction(p), p))
 
 
 @torch.no_grad()

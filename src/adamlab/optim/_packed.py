@@ -7,11 +7,19 @@ ordinary per-parameter tensors laid out as torch.optim lays them out. Per-param 
 (``step``, NAdam's ``mu_product``) lives in a ``(num_params,)`` buffer with ``state[p]["step"]`` a
 0-d view of it.
 
+Rules that reduce over whole tensors or rows (SWATS, ND-Adam; see :mod:`adamlab.optim._segments`)
+run on the same flat buffers: params that reduce alike share a pack (ND-Adam's weight matrices and
+its biases are two packs), ordered by segment length; the rule's segment sums are one reshaped
+reduction per run of equal-length segments, segment values reach the elements by a gather through a
+per-element segment index, and per-segment state (SWATS's 0-d ``sgd_lr``..., ND-Adam's
+``(rows, 1)`` ``exp_avg_sq``) lives in a flat buffer of one entry per segment, each param's state a
+view of its entries in the reference engine's shape.
+
 When every param of the pack has a gradient, the rule runs once on the flat buffers, compiled with
 ``torch.compile`` (eager, with a one-time warning, where compiling fails). If all per-param scalars
 are equal (every param has the same history, the usual case) one value stands for each; otherwise
-(a param that got its first gradient later than the others) they are expanded per element for the
-step and read back. When some param has no gradient this step, the step takes the *exact path*:
+(a param that got its first gradient later than the others) they are expanded per element (per
+segment, for a rule that reduces) for the step and read back. When some param has no gradient this step, the step takes the *exact path*:
 the reference engine's per-tensor update on the views, which writes into the same buffers. All
 paths run the same rule, so they and the two engines agree.
 
@@ -33,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._engine import reference_update, scalars
+from ._segments import FlatSegments, segment_count
 
 if TYPE_CHECKING:
     from ._base import RuleOptimizer
@@ -52,23 +61,28 @@ class _Scalars:
     building a ``types.SimpleNamespace``, which the reference engine uses)."""
 
 
-def _kernel_function(rule: Callable[..., None], flags: dict[str, Any], slots: tuple[str, ...], names: tuple[str, ...]):
-    """The rule applied to flat buffers, as a function of tensors only: ``(p, g, slot_tensors, scalars)``.
+def _kernel_function(rule: Callable[..., None], structure: tuple):
+    """The rule applied to flat buffers, as a function of tensors only: ``(p, g, slot_tensors, scalars, ids)``.
 
-    The structure (options, state slot names, hyperparameter names) is fixed in the closure, so
-    the compiled function guards on tensors alone (cheap to check every step), and each structure
-    gets a code object of its own: torch.compile keeps its cache, and its limit of 8 variants, per
-    code object.
+    The structure (options, state slot names, hyperparameter names, whether the rule reduces and
+    the pack's runs of segments) is fixed in the closure, so the compiled function guards on
+    tensors alone (cheap to check every step), and each structure gets a code object of its own:
+    torch.compile keeps its cache, and its limit of 8 variants, per code object.
     """
+    flags, slots, names, reduces, runs = structure
+    flags = dict(flags)
 
-    def apply(p, g, slot_tensors, scalar_tensors) -> None:
+    def apply(p, g, slot_tensors, scalar_tensors, ids) -> None:
         s = dict(zip(slots, slot_tensors))
         h = _Scalars()
         for name, value in zip(names, scalar_tensors):
             setattr(h, name, value)
         if flags["maximize"]:
             g = -g
-        rule(p, g, s, h, flags)
+        if not reduces:
+            rule(p, g, s, h, flags)
+        else:
+            rule(p, g, s, h, flags, None if runs is None else FlatSegments(ids, runs, p.dtype))
 
     code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}_{len(_KERNELS)}")
     return types.FunctionType(code, apply.__globals__, code.co_name, None, apply.__closure__)
@@ -127,17 +141,17 @@ def _hoist_pass() -> Any:
     return _HOIST_PASS
 
 
-def kernel(rule: Callable[..., None], flags: dict[str, Any], slots: tuple[str, ...], names: tuple[str, ...], numel: int):
-    """``rule`` on flat buffers for one structure: compiled (once, dynamic sizes) or eager.
+def kernel(rule: Callable[..., None], structure: tuple, numel: int):
+    """``rule`` on flat buffers for one structure (see :func:`_kernel_function`): compiled (once, dynamic sizes) or eager.
 
     Compiled when ``ADAMLAB_COMPILE=1``, or by default (``auto``) when the pack holds at least
     :data:`COMPILE_MIN_NUMEL` elements; ``ADAMLAB_COMPILE=0`` never compiles. When compiling fails,
     the same function runs eagerly from then on, after a one-time warning saying why.
     """
     compiled = _compile_wanted(numel)
-    key = (rule, tuple(sorted(flags.items())), slots, names, compiled)
+    key = (rule, structure, compiled)
     if key not in _KERNELS:
-        fn = _kernel_function(rule, flags, slots, names)
+        fn = _kernel_function(rule, structure)
         if not compiled:
             _KERNELS[key] = fn
         else:
@@ -168,24 +182,59 @@ def packable(p: torch.Tensor) -> bool:
     return p.is_floating_point() and not p.is_sparse and p.is_contiguous() and p.layout == torch.strided
 
 
-class Pack:
-    """The params of one group with one (device, dtype), packed in flat buffers."""
+def _cumulative(sizes: list[int]) -> list[int]:
+    out = [0]
+    for n in sizes:
+        out.append(out[-1] + n)
+    return out
 
-    def __init__(self, opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        self.opt, self.group, self.params = opt, group, params
+
+class Pack:
+    """The params of one group with one (device, dtype) and one reduction kind, packed in flat buffers.
+
+    ``reduction`` is what the rule sums over for these params (``"tensor"``, ``"rows"``) or None
+    for an elementwise rule. A pack's *units* are its elements (elementwise) or its segments: per-
+    param scalars are expanded per unit when they differ between params. With a reduction, the
+    params are ordered by segment length, so that each run of equal-length segments is one reshape.
+    """
+
+    def __init__(
+        self, opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor], reduction: str | None = None
+    ) -> None:
+        if reduction is not None:
+            params = sorted(params, key=lambda p: p.numel() // max(1, segment_count(reduction, p)))
+        self.opt, self.group, self.params, self.reduction = opt, group, params, reduction
         first = params[0]
         dtype, device = first.dtype, first.device
         self.numels = [p.numel() for p in params]
-        self.offsets = [0]
-        for n in self.numels:
-            self.offsets.append(self.offsets[-1] + n)
+        self.offsets = _cumulative(self.numels)
+        units = self.numels if reduction is None else [segment_count(reduction, p) for p in params]
+        self.unit_counts = torch.tensor(units, device=device)
+        self.unit_starts = torch.tensor(_cumulative(units)[:-1], device=device)
         total = self.offsets[-1]
-        template = opt._init_state(torch.empty((), dtype=dtype, device="meta"), group)
-        # per-element slots (created on the param's device: meta here) and per-param scalars (CPU)
+        # Per-element and per-segment slots (created on the param's device: meta here) get a flat
+        # buffer each, laid out param after param; per-param scalars (``step``, on the CPU) a (num_params,) one.
+        templates = [opt._init_state(torch.empty(p.shape, dtype=dtype, device="meta"), group) for p in params]
+        self.slot_offsets = {
+            k: _cumulative([t[k].numel() for t in templates]) for k, v in templates[0].items() if v.device.type == "meta"
+        }
         self.flat_p = torch.empty(total, dtype=dtype, device=device)
         self.flat_g = torch.zeros(total, dtype=dtype, device=device)
-        self.flat = {k: torch.zeros(total, dtype=dtype, device=device) for k, v in template.items() if v.device.type == "meta"}
-        self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in template.items() if v.device.type != "meta"}
+        self.flat = {k: torch.zeros(offs[-1], dtype=dtype, device=device) for k, offs in self.slot_offsets.items()}
+        self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in templates[0].items() if v.device.type != "meta"}
+        self.runs: tuple[tuple[int, int], ...] | None = None
+        self.ids: torch.Tensor | None = None
+        if reduction is not None:
+            lengths = [n // max(1, u) for n, u in zip(self.numels, units)]
+            runs: list[list[int]] = []
+            for u, length in zip(units, lengths):
+                if runs and runs[-1][1] == length:
+                    runs[-1][0] += u
+                else:
+                    runs.append([u, length])
+            self.runs = tuple((count, length) for count, length in runs)
+            segment_lengths = torch.tensor(lengths, device=device).repeat_interleave(self.unit_counts)
+            self.ids = torch.arange(len(segment_lengths), device=device).repeat_interleave(segment_lengths, output_size=total)
         for i, p in enumerate(params):
             view = self._slice(self.flat_p, i).view_as(p)
             view.copy_(p.detach())
@@ -198,8 +247,9 @@ class Pack:
         self.uniform = False
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
 
-    def _slice(self, flat: torch.Tensor, i: int) -> torch.Tensor:
-        return flat[self.offsets[i] : self.offsets[i + 1]]
+    def _slice(self, flat: torch.Tensor, i: int, offsets: list[int] | None = None) -> torch.Tensor:
+        offsets = self.offsets if offsets is None else offsets
+        return flat[offsets[i] : offsets[i + 1]]
 
     def _adopt(self, i: int, values: dict[str, torch.Tensor]) -> None:
         """Copy param i's state into the buffers and make ``opt.state[p]`` views of them."""
@@ -210,7 +260,7 @@ class Pack:
                 self.scalar[key][i] = value
                 state[key] = self.scalar[key][i]
             else:
-                view = self._slice(self.flat[key], i).view_as(p)
+                view = self._slice(self.flat[key], i, self.slot_offsets[key]).view(value.shape)
                 view.copy_(value)
                 state[key] = view
         self.opt.state[p] = state
@@ -259,32 +309,35 @@ class Pack:
             # fast path: every param has the same history, so one value stands for all
             scalars = {key: buf[0] for key, buf in self.scalar.items()}
         else:
-            # per-param scalars differ (a param joined late): expand them per element, read them back
-            counts = torch.tensor(self.numels, device=self.flat_p.device)
-            scalars = {k: torch.repeat_interleave(buf.to(self.flat_p.device, torch.float64), counts) for k, buf in self.scalar.items()}
-        slots = (*self.flat, *scalars)
-        run = kernel(type(self.opt)._rule, flags, slots, names, self.flat_p.numel())
-        run(self.flat_p, self.flat_g, [*self.flat.values(), *scalars.values()], values)
+            # per-param scalars differ (a param joined late): expand them per unit, read them back
+            scalars = {
+                k: torch.repeat_interleave(buf.to(self.flat_p.device, torch.float64), self.unit_counts)
+                for k, buf in self.scalar.items()
+            }
+        cls = type(self.opt)
+        structure = (tuple(sorted(flags.items())), (*self.flat, *scalars), names, cls._reduction is not None, self.runs)
+        run = kernel(cls._rule, structure, self.flat_p.numel())
+        run(self.flat_p, self.flat_g, [*self.flat.values(), *scalars.values()], values, self.ids)
         if self.uniform:
             for buf in self.scalar.values():
                 buf[1:] = buf[0]
         else:
-            starts = torch.tensor(self.offsets[:-1], device=self.flat_p.device)
             for key, buf in self.scalar.items():
-                buf.copy_(scalars[key][starts])
+                buf.copy_(scalars[key][self.unit_starts])
         return True
 
 
 def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
-    """Split params of a group into packs per (device, dtype) of packable params, and the rest."""
-    by_kind: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    """Split params of a group into packs per (device, dtype, reduction kind) of packable params, and the rest."""
+    by_kind: dict[tuple[torch.device, torch.dtype, str | None], list[torch.Tensor]] = {}
     rest = []
     for p in params:
         if packable(p):
-            by_kind.setdefault((p.device, p.dtype), []).append(p)
+            reduction = None if opt._reduction is None else opt._reduction(p)
+            by_kind.setdefault((p.device, p.dtype, reduction), []).append(p)
         else:
             rest.append(p)
-    return [Pack(opt, group, ps) for ps in by_kind.values()], rest
+    return [Pack(opt, group, ps, kind[2]) for kind, ps in by_kind.items()], rest
 
 
 @torch.no_grad()

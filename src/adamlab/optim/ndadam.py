@@ -1,8 +1,11 @@
-"""ND-Adam (Zhang et al. 2017; seed 001): normalized direction-preserving Adam on the rows of weight tensors."""
+"""ND-Adam (Zhang et al. 2017; seed 001): normalized direction-preserving Adam on the rows of weight tensors.
+
+The rule's per-row reductions go through segment sums (:mod:`adamlab.optim._segments`), so the same
+rule runs tensor by tensor on the reference engine and on whole flat buffers of rows on the packed one.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,8 +57,10 @@ class NDAdam(RuleOptimizer):
 
     State per parameter: ``step``, ``exp_avg`` (shaped like the parameter) and ``exp_avg_sq``: shape
     ``(shape[0], 1)`` for a tensor of weight vectors (one :math:`v` per row, broadcasting against
-    the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``. The row reductions are
-    the only reductions. Complex parameters are not supported.
+    the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``. The three row
+    reductions are the only reductions; the rule makes them through ``seg``
+    (:mod:`adamlab.optim._segments`), so on the packed engine they are segment sums over the flat
+    buffer of all weight matrices' rows. Complex parameters are not supported.
 
     Args:
         params: iterable of tensors or param-group dicts.
@@ -65,8 +70,8 @@ class NDAdam(RuleOptimizer):
         maximize: ascend instead of descend.
     """
 
-    _packable = False  # per-tensor (SWATS) / per-row (ND-Adam) reductions: reference engine only for now
     _checks = _ND_CHECKS
+    _reduction = staticmethod(lambda p: "rows" if p.dim() >= 2 else None)
 
     def __init__(
         self,
@@ -96,20 +101,18 @@ class NDAdam(RuleOptimizer):
         return state
 
     @staticmethod
-    def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any]) -> None:
+    def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any], seg: Any) -> None:
         m, v, step = s["exp_avg"], s["exp_avg_sq"], s["step"]
         step_size = h.lr * (1 - h.beta2**step) ** 0.5 / (1 - h.beta1**step)
-        if p.dim() < 2:  # structural: plain Adam for biases and scalars
+        if seg is None:  # structural: plain Adam for biases and scalars (ndim < 2)
             m.mul_(h.beta1).add_(g * (1 - h.beta1))
             v.mul_(h.beta2).add_(g * g * (1 - h.beta2))
             p.sub_(m / (v.sqrt() + h.eps) * step_size)
             return
-        rows, cols = p.shape[0], math.prod(p.shape[1:])
-        w = p.reshape(rows, cols)
-        g = g.reshape(rows, cols)
-        g = g - (g * w).sum(dim=1, keepdim=True) * w  # row reduction 1: tangent projection
+        w, g = seg.view(p), seg.view(g)  # rows
+        g = g - seg.expand(seg.sum(g * w)) * w  # row reduction 1: tangent projection
         m.mul_(h.beta1).add_(g.reshape(m.shape) * (1 - h.beta1))
-        v.mul_(h.beta2).add_((g * g).sum(dim=1, keepdim=True) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
-        new = w - m.reshape(rows, cols) / (v.sqrt() + h.eps) * step_size
-        new = new / (new * new).sum(dim=1, keepdim=True).sqrt()  # row reduction 3: renormalize
+        v.mul_(h.beta2).add_(seg.sum(g * g) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
+        new = w - seg.view(m) / (seg.expand(v).sqrt() + h.eps) * seg.expand(step_size)
+        new = new / seg.expand(seg.sum(new * new).sqrt())  # row reduction 3: renormalize
         p.copy_(new.reshape(p.shape))

@@ -1,4 +1,8 @@
-"""SWATS (Keskar & Socher 2017; seed 001): Adam that switches to SGD with momentum, per tensor."""
+"""SWATS (Keskar & Socher 2017; seed 001): Adam that switches to SGD with momentum, per tensor.
+
+The rule's per-tensor dot products go through segment sums (:mod:`adamlab.optim._segments`), so the
+same rule runs tensor by tensor on the reference engine and on whole flat buffers on the packed one.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ class SWATS(RuleOptimizer):
       vector: its own :math:`\gamma_k, \lambda_k`, switch test, switch step and :math:`\Lambda`
       (DESIGN.md). A global switch (the whole model switching when one tensor triggers, as some
       reimplementations describe the paper's experiments) is not offered. The two dot products are
-      per-tensor reductions.
+      per-tensor reductions (``seg.sum``; on the packed engine, segment sums over the flat buffer,
+      so SWATS runs there like any other rule: :mod:`adamlab.optim._segments`).
     - **One** :math:`\epsilon` (default ``1e-9``, the paper's) serves both as the Adam denominator's
       :math:`\epsilon` (added to the un-corrected :math:`\sqrt{a_k}`, as in the algorithm) and as the
       switching threshold, exactly as Algorithm 1 uses its single :math:`\epsilon`. The test is
@@ -56,7 +61,7 @@ class SWATS(RuleOptimizer):
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
     - No Python branch on the phase: both updates are computed and ``torch.where`` picks, with the
-      phase read from the 0-d state tensor ``switch_step``. In the SGD phase the Adam moments are
+      phase read from the 0-d state tensor ``switch_step`` (broadcast to the elements by ``seg.expand``). In the SGD phase the Adam moments are
       frozen (the algorithm's ``continue``); before the switch the momentum buffer stays zero.
 
     State per parameter: ``step``; ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`),
@@ -76,8 +81,8 @@ class SWATS(RuleOptimizer):
         maximize: ascend instead of descend.
     """
 
-    _packable = False  # per-tensor (SWATS) / per-row (ND-Adam) reductions: reference engine only for now
     _checks = dict(ADAM_CHECKS)
+    _reduction = staticmethod(lambda p: "tensor")
 
     def __init__(
         self,
@@ -100,23 +105,24 @@ class SWATS(RuleOptimizer):
         return state
 
     @staticmethod
-    def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any]) -> None:
+    def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any], seg: Any) -> None:
         g = decay(p, g, h, decoupled=False)
         m, a, buf, step = s["exp_avg"], s["exp_avg_sq"], s["momentum_buffer"], s["step"]
-        lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]
+        lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]  # one value per tensor
         sgd = switch_step > 0  # switched at an earlier step
         adam = ~sgd
+        in_sgd = seg.expand(sgd)
         # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`).
-        m.mul_(torch.where(sgd, 1.0, h.beta1)).add_(g * torch.where(sgd, 0.0, 1 - h.beta1))
-        a.mul_(torch.where(sgd, 1.0, h.beta2)).add_(g * g * torch.where(sgd, 0.0, 1 - h.beta2))
+        m.mul_(torch.where(in_sgd, 1.0, h.beta1)).add_(g * torch.where(in_sgd, 0.0, 1 - h.beta1))
+        a.mul_(torch.where(in_sgd, 1.0, h.beta2)).add_(g * g * torch.where(in_sgd, 0.0, 1 - h.beta2))
         bc2 = 1 - h.beta2**step
-        adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
+        adam_step = m / (a.sqrt() + h.eps) * seg.expand(-h.lr * bc2**0.5 / (1 - h.beta1**step))
         # SGD phase: heavy-ball buffer (zero until the switch), step (1 - beta1) * Lambda * v.
-        buf.copy_(torch.where(sgd, buf * h.beta1 + g, buf))
-        sgd_step = buf * (-(1 - h.beta1) * sgd_lr)
+        buf.copy_(torch.where(in_sgd, buf * h.beta1 + g, buf))
+        sgd_step = buf * seg.expand(-(1 - h.beta1) * sgd_lr)
         # Projection of the Adam step on the gradient: two per-tensor reductions.
-        pg = (adam_step * g).sum()
-        pp = (adam_step * adam_step).sum()
+        pg = seg.sum(adam_step * g)
+        pp = seg.sum(adam_step * adam_step)
         live = adam & (pg != 0)
         gamma = pp / -pg  # inf/nan when pg == 0: never selected
         lam.copy_(torch.where(live, h.beta2 * lam + (1 - h.beta2) * gamma, lam))
@@ -124,4 +130,4 @@ class SWATS(RuleOptimizer):
         switch = live & (step > 1) & ((rate - gamma).abs() < h.eps)
         sgd_lr.copy_(torch.where(switch, rate, sgd_lr))
         switch_step.copy_(torch.where(switch, step, switch_step))
-        p.add_(torch.where(sgd, sgd_step, adam_step))
+        p.add_(torch.where(in_sgd, sgd_step, adam_step))
