@@ -106,3 +106,54 @@ def test_swats_switch_steps_are_recorded():
 def test_bad_controls_fail_when_the_sweep_is_expanded(grid, message):
     with pytest.raises(LabError, match=message):
         Sweep(problems=["quadratic"], optimizers=["adam"], grid=grid).jobs()
+
+
+def test_beta3_rescale_sets_madams_beta3_from_the_learning_rate(monkeypatch):
+    from adamlab.schedules import madam_beta3
+
+    assert resolve({"lr": 3e-3}, {"beta3_rescale": True}, steps=10)["beta3"] == pytest.approx(5.4)  # seed 000, Figure 1
+    assert resolve({"lr": 1e-4}, {"beta3_rescale": True}, steps=10) == {"lr": 1e-4, "beta3": pytest.approx(0.18)}
+    assert resolve({}, {"beta3_rescale": True}, steps=10) == {"beta3": 0.9}  # the default lr 1e-3 keeps the default beta3
+    # a beta3 given beside the control is the value at lr 1e-3
+    assert resolve({"lr": 1e-2, "beta3": 0.5}, {"beta3_rescale": True}, steps=10)["beta3"] == madam_beta3(1e-2, beta3=0.5) == 10.0
+    assert resolve({"lr": 1e-2, "beta3": 0.5}, {"beta3_rescale": False}, steps=10)["beta3"] == 0.5
+
+    jobs = Sweep(
+        problems=["quadratic"],
+        optimizers=["adam", "madam"],
+        steps=5,
+        grid={"lr": [1e-2]},
+        optimizer={"madam": {"beta3_rescale": [True, False]}},
+    ).jobs()
+    assert [j.config["hyperparameters"] for j in jobs] == [
+        {"lr": 1e-2},
+        {"beta3_rescale": True, "lr": 1e-2},
+        {"beta3_rescale": False, "lr": 1e-2},
+    ]
+    assert len({j.id for j in jobs}) == 3
+    # the runner builds MAdam with the rescaled beta3 (2 * 10 * 0.9 at lr 1e-2)
+    import adamlab
+    from adamlab.optim import registry
+
+    built = []
+
+    def create(name, params, **kw):
+        built.append(registry.create(name, params, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(adamlab, "create", create)
+    assert execute_job(jobs[1].config, job_id=jobs[1].id)["status"] == "finished"
+    assert built[0].param_groups[0]["beta3"] == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"beta3_rescale": ["yes"]}, "beta3_rescale must be true or false"),
+        ({"beta3_rescale": [1]}, "beta3_rescale must be true or false"),
+        ({"beta3_rescale": [True]}, "beta3_rescale needs an optimizer with a 'beta3'"),
+    ],
+)
+def test_bad_beta3_rescale_fails_when_the_sweep_is_expanded(grid, message):
+    with pytest.raises(LabError, match=message):
+        Sweep(problems=["quadratic"], optimizers=["adam"], grid=grid).jobs()

@@ -27,6 +27,15 @@ consumes them instead of handing them to :func:`adamlab.create`:
     (``b/(BT)`` is one over the number of steps; dividing by the base ``lr`` :math:`\\alpha` is
     for optimizers that multiply the decay by ``lr``, as AdamW does: see
     :func:`adamlab.schedules.normalized_weight_decay`). Not combined with ``weight_decay``.
+``beta3_rescale``
+    ``true`` or ``false`` (the default): seed 000's rule for MAdam's :math:`\beta_3` at another
+    learning rate. With ``true`` the optimizer gets
+    ``beta3 = madam_beta3(lr, base_lr=1e-3, beta3=b)`` (:func:`adamlab.schedules.madam_beta3`),
+    where ``lr`` is the run's (base) learning rate (1e-3 if the grid sets none) and ``b`` the grid's
+    ``beta3`` if it sets one, else 0.9: a ``beta3`` given beside the control is always the value
+    at the seed's default ``lr`` 1e-3, never the value to use at this run's ``lr``. The stored
+    hyperparameters keep the grid's values; the rescaled ``beta3`` is computed again from them.
+    ``true`` only for optimizers that take ``beta3`` (madam).
 ``diagnostics``
     A list of :mod:`adamlab.diagnostics` observers to attach (off, and free, by default):
 
@@ -55,7 +64,7 @@ from .errors import LabError
 
 SCHEDULES = ("constant", "cosine", "cosine-restarts", "inv-sqrt", "partial-decay")
 DIAGNOSTICS = ("amsgrad-swaps", "swats-switches", "effective-step", "update-ratio")
-KEYS = ("schedule", "restart_period", "restart_mult", "partial_end", "weight_decay_norm", "diagnostics")
+KEYS = ("schedule", "restart_period", "restart_mult", "partial_end", "weight_decay_norm", "diagnostics", "beta3_rescale")
 _SCHEDULE_PARAMS = {"restart_period": "cosine-restarts", "restart_mult": "cosine-restarts", "partial_end": "partial-decay"}
 
 
@@ -91,6 +100,8 @@ def check(controls: dict[str, Any], optimizer_hp: dict[str, Any], where: str) ->
             raise LabError(f"{where}: weight_decay_norm must be a number >= 0, got {value!r}")
         if "weight_decay" in optimizer_hp:
             raise LabError(f"{where}: give weight_decay or weight_decay_norm, not both")
+    if "beta3_rescale" in controls and not isinstance(controls["beta3_rescale"], bool):
+        raise LabError(f"{where}: beta3_rescale must be true or false, got {controls['beta3_rescale']!r}")
     diagnostics = controls.get("diagnostics", [])
     if not isinstance(diagnostics, list) or any(d not in DIAGNOSTICS for d in diagnostics):
         raise LabError(f"{where}: diagnostics must be a list of names among {', '.join(DIAGNOSTICS)}; got {diagnostics!r}")
@@ -103,6 +114,10 @@ def resolve(optimizer_hp: dict[str, Any], controls: dict[str, Any], steps: int) 
         from adamlab.schedules import normalized_weight_decay
 
         hp["weight_decay"] = normalized_weight_decay(controls["weight_decay_norm"], 1, steps, 1, lr=hp.get("lr", 1e-3))
+    if controls.get("beta3_rescale"):
+        from adamlab.schedules import madam_beta3
+
+        hp["beta3"] = madam_beta3(hp.get("lr", 1e-3), base_lr=1e-3, beta3=hp.get("beta3", 0.9))
     return hp
 
 

@@ -30,7 +30,7 @@ grid values
     relative to the spec file's folder.
 run controls
     Grid keys the runner applies around the optimizer rather than passing to it: ``schedule``
-    (``"cosine-restarts"``, ``"inv-sqrt"``...), ``weight_decay_norm``, ``diagnostics`` (see
+    (``"cosine-restarts"``, ``"inv-sqrt"``...), ``weight_decay_norm``, ``diagnostics``, ``beta3_rescale`` (see
     :mod:`adamlab.lab.controls`), e.g. ``schedule = ["constant", "cosine-restarts"]``.
 
 Problems are registry names (:func:`adamlab.lab.problems.available_problems`) or user problems
@@ -399,6 +399,8 @@ class Sweep:
             and not _accepts(name, "partial", 0.25)
         ):
             raise LabError(f"{where}: schedule 'partial-decay' needs an optimizer with a 'partial' exponent (padam)")
+        if run_controls.get("beta3_rescale") and "beta3" not in optimizer_hp and not _accepts(name, "beta3", 0.9):
+            raise LabError(f"{where}: beta3_rescale needs an optimizer with a 'beta3' (madam)")
         try:
             check(name, **optimizer_kwargs(controls.resolve(optimizer_hp, run_controls, steps)))
         except (ValueError, TypeError) as err:

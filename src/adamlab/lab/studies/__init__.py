@@ -58,9 +58,10 @@ class Study:
 
 def studies() -> dict[str, Study]:
     from .bias_correction import BIAS_CORRECTION
+    from .madam_lr import MADAM_LR
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR)}
 
 
 def get_study(name: str) -> Study:
