@@ -54,9 +54,10 @@ class Study:
 
 def studies() -> dict[str, Study]:
     from .bias_correction import BIAS_CORRECTION
+    from .exponent import EXPONENT
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, EXPONENT)}
 
 
 def get_study(name: str) -> Study:
