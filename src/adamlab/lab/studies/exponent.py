@@ -200,12 +200,17 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     fig.tight_layout()
     stems.append(save(fig, out_dir, "generalization-gap"))
 
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.8))
     shown = sorted((r for r in runs if variant(r) is not None), key=lambda r: ORDER.index(variant(r)))
-    ax.set_prop_cycle(color=[STYLE[name][0] for name in dict.fromkeys(variant(r) for r in shown if r["status"] == "finished")])
-    sensitivity(ax, shown, METRIC, "max", lambda r: variant(r) or "")
-    ax.set(ylabel="final test accuracy (mean ± std over seeds)", title="Learning-rate sensitivity (x: diverged)")
-    ax.legend(fontsize=7)
+    colours = [STYLE[name][0] for name in dict.fromkeys(variant(r) for r in shown if r["status"] == "finished")]
+    for ax, title in zip(axes, ("Learning-rate sensitivity (x: diverged)", "Zoom: within 5 points of the best accuracy")):
+        ax.set_prop_cycle(color=colours)
+        sensitivity(ax, shown, METRIC, "max", lambda r: variant(r) or "")
+        ax.set(ylabel="final test accuracy (mean ± std over seeds)", title=title)
+    top = max((statistics.fmean(final(r, METRIC, "max") for r in g) for g in best(runs).values()), default=math.nan)
+    if math.isfinite(top):
+        axes[1].set_ylim(top - 0.05, min(1.0, top + 0.01))
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     stems.append(save(fig, out_dir, "lr-sensitivity"))
     return stems
