@@ -58,10 +58,11 @@ class Study:
 
 def studies() -> dict[str, Study]:
     from .bias_correction import BIAS_CORRECTION
+    from .exponent import EXPONENT
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT)}
 
 
 def get_study(name: str) -> Study:

@@ -243,3 +243,22 @@ def _fmt(v: Any) -> str:
     if isinstance(v, list):
         return "(" + ", ".join(_fmt(x) for x in v) + ")"
     return str(v)
+
+
+def best_by(runs: Iterable[Run], label: Callable[[Run], str | None], metric: str, mode: str = "min") -> dict[str, list[Run]]:
+    """Per variant ``label(run)`` (e.g. "padam p=1/4"), the seed runs of the hyperparameters with the best mean final ``metric``.
+
+    Like :func:`best_configs`, with variants instead of optimizers, for studies that compare settings
+    of one optimizer (an exponent, a schedule) each at its own best learning rate. Runs whose label
+    is ``None`` are left out. Variants keep the order in which they first appear in ``runs``.
+    """
+    best: dict[str, tuple[float, list[Run]]] = {}
+    sign = 1 if mode == "min" else -1
+    for group in configs(runs).values():
+        name = label(group[0])
+        if name is None:
+            continue
+        score = sign * mean([final(r, metric, mode) for r in group])
+        if name not in best or score < best[name][0]:
+            best[name] = (score, group)
+    return {name: group for name, (_, group) in best.items()}
