@@ -53,10 +53,11 @@ class Study:
 
 
 def studies() -> dict[str, Study]:
+    from .adam_paper import ADAM_PAPER
     from .bias_correction import BIAS_CORRECTION
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, ADAM_PAPER)}
 
 
 def get_study(name: str) -> Study:
