@@ -57,12 +57,13 @@ class Study:
 
 
 def studies() -> dict[str, Study]:
+    from .adam_paper import ADAM_PAPER
     from .bias_correction import BIAS_CORRECTION
     from .exponent import EXPONENT
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, ADAM_PAPER)}
 
 
 def get_study(name: str) -> Study:
