@@ -55,9 +55,10 @@ class Study:
 def studies() -> dict[str, Study]:
     from .adam_paper import ADAM_PAPER
     from .bias_correction import BIAS_CORRECTION
+    from .generalization import NDADAM, SWATS
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, ADAM_PAPER)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, ADAM_PAPER, SWATS, NDADAM)}
 
 
 def get_study(name: str) -> Study:
