@@ -60,10 +60,11 @@ def studies() -> dict[str, Study]:
     from .adam_paper import ADAM_PAPER
     from .bias_correction import BIAS_CORRECTION
     from .exponent import EXPONENT
+    from .generalization import NDADAM, SWATS
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, ADAM_PAPER)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, ADAM_PAPER, SWATS, NDADAM)}
 
 
 def get_study(name: str) -> Study:
