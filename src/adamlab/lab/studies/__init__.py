@@ -56,8 +56,9 @@ def studies() -> dict[str, Study]:
     from .bias_correction import BIAS_CORRECTION
     from .exponent import EXPONENT
     from .reddi import REDDI
+    from .weight_decay import WEIGHT_DECAY
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, EXPONENT)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, EXPONENT, WEIGHT_DECAY)}
 
 
 def get_study(name: str) -> Study:
