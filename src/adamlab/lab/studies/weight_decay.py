@@ -43,7 +43,7 @@ import statistics
 from typing import Any
 
 from . import Study, Table, Verdict
-from .plots import Run, best_by, curve, final, heatmap, save, time_to_target
+from .plots import Run, best_by, curve, final, heatmap, paired_difference, save, time_to_target
 
 METRIC = "test_accuracy"
 LRS = {"log": [1e-4, 1e-2], "num": 5}
@@ -116,15 +116,6 @@ def best_decay_per_lr(runs: list[Run], name: str) -> dict[float, float]:
     return {lr: d for lr, (s, d) in out.items() if s >= top - 0.05}
 
 
-def _paired(a: list[Run], b: list[Run]) -> tuple[float, float, int]:
-    """Mean and standard error of the per-seed differences of the final accuracy (a - b)."""
-    by_seed = {r["seed"]: final(r, METRIC, "max") for r in b}
-    diffs = [final(r, METRIC, "max") - by_seed[r["seed"]] for r in a if r["seed"] in by_seed]
-    if len(diffs) < 2 or not all(math.isfinite(d) for d in diffs):
-        return math.nan, math.nan, len(diffs)
-    return statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
-
-
 def best(runs: list[Run]) -> dict[str, list[Run]]:
     """The best cell (seed runs) of each variant, and of Adam without decay (its best lr among the L2 factor 0 runs)."""
     found = best_by(runs, variant, METRIC, "max")
@@ -152,8 +143,8 @@ def verdict(store: Any, runs: list[Run]) -> Verdict:
             return Verdict("inconclusive", f"{name}: fewer than 3 learning rates within 5 points of its best accuracy")
         corr[name] = (spearman(list(by_lr), list(by_lr.values())), by_lr)
     as_torch = {lr: d / (lr * math.sqrt(groups[ADAMW][0]["steps"])) for lr, d in corr[ADAMW][1].items()}
-    diff, se, n = _paired(groups[ADAMW], groups[ADAM])
-    wr, wr_se, _ = _paired(groups[ADAMWR], groups[ADAMW])
+    diff, se, n = paired_difference(groups[ADAMW], groups[ADAM], METRIC, "max")
+    wr, wr_se, _ = paired_difference(groups[ADAMWR], groups[ADAMW], METRIC, "max")
     numbers = (
         "best final test accuracy (mean over seeds): "
         + "; ".join(_describe(name, group) for name, group in groups.items())
