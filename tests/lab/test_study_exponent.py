@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pytest
@@ -104,3 +105,15 @@ def test_exponent_verdict_missing_or_diverged_runs():
     assert diverged.outcome == "inconclusive" and "diverged" in diverged.because
     failed = [dict(r, status="failed") if r["optimizer"] == "adam" else r for r in _runs((0.97, 0.97, 0.97))]
     assert verdict(None, failed).outcome == "inconclusive"
+
+
+def test_paired_difference_pairs_by_seed():
+    from adamlab.lab.studies.plots import paired_difference
+
+    a = [_run("adam", 1e-3, acc, seed) for seed, acc in enumerate((0.95, 0.97, 0.96, 0.99))]
+    b = [_run("adam", 1e-2, acc, seed) for seed, acc in enumerate((0.94, 0.95, 0.95))]  # no seed 3
+    mean, se, n = paired_difference(a, b, "test_accuracy", "max")
+    assert n == 3 and mean == pytest.approx(0.04 / 3) and se == pytest.approx(statistics.stdev([0.01, 0.02, 0.01]) / math.sqrt(3))
+    assert math.isnan(paired_difference(a[:1], b, "test_accuracy", "max")[0])
+    b[0]["final_metrics"]["diverged"] = True
+    assert math.isnan(paired_difference(a, b, "test_accuracy", "max")[1])

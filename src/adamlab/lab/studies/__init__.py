@@ -63,8 +63,9 @@ def studies() -> dict[str, Study]:
     from .generalization import NDADAM, SWATS
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
+    from .weight_decay import WEIGHT_DECAY
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, ADAM_PAPER, SWATS, NDADAM)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, WEIGHT_DECAY, ADAM_PAPER, SWATS, NDADAM)}
 
 
 def get_study(name: str) -> Study:

@@ -2,6 +2,8 @@
 
 - Grouping: :func:`configs` (runs of one optimizer and hyperparameters, over seeds),
   :func:`best_configs` (per optimizer, the hyperparameters with the best mean final metric).
+  :func:`best_by` (the same per variant of a labelling function), :func:`paired_difference`
+  (per-seed differences of two configurations: mean and standard error).
 - Figures: :func:`curve` (mean over seeds with a +-1 std band), :func:`sensitivity` (final metric
   vs learning rate), :func:`heatmap`, :func:`image_grid`, :func:`performance_profile`
   (Dolan & More 2002), and :func:`save` (PNG and SVG).
@@ -262,3 +264,17 @@ def best_by(runs: Iterable[Run], label: Callable[[Run], str | None], metric: str
         if name not in best or score < best[name][0]:
             best[name] = (score, group)
     return {name: group for name, (_, group) in best.items()}
+
+
+def paired_difference(a: Sequence[Run], b: Sequence[Run], metric: str, mode: str = "min") -> tuple[float, float, int]:
+    """``(mean, standard error, n)`` of the per-seed differences ``a - b`` of the final ``metric``, over the n seeds both have.
+
+    Pairing by seed removes what a seed shares between two configurations (the data split, the
+    initialization), which is often most of the seed-to-seed spread. Mean and error are NaN when
+    n < 2 or a difference is not finite (a diverged run).
+    """
+    by_seed = {r["seed"]: final(r, metric, mode) for r in b}
+    diffs = [final(r, metric, mode) - by_seed[r["seed"]] for r in a if r["seed"] in by_seed]
+    if len(diffs) < 2 or not all(math.isfinite(d) for d in diffs):
+        return math.nan, math.nan, len(diffs)
+    return statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
