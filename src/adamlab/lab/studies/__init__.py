@@ -53,11 +53,12 @@ class Study:
 
 
 def studies() -> dict[str, Study]:
+    from .amsgrad_swaps import AMSGRAD_SWAPS
     from .bias_correction import BIAS_CORRECTION
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR)}
+    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, AMSGRAD_SWAPS)}
 
 
 def get_study(name: str) -> Study:
