@@ -67,7 +67,7 @@ def test_verdict_holds_when_madam_works_at_the_most_learning_rates():
 
 def test_verdict_does_not_hold_when_a_rival_works_more_widely():
     result = verdict(None, _runs(_table(madam={1e-4: 1.0, 1e-3: 2.0, 1e-2: 4.2}, sgd={1e-4: 4.0, 1e-3: 4.2, 1e-2: 1.0})))
-    assert result.outcome == "does not hold" and "sgd works at more learning rates" in result.because
+    assert result.outcome == "does not hold" and "sgd work(s) at more learning rates" in result.because
 
 
 def test_verdict_ties_and_nothing_working_are_inconclusive():

@@ -58,6 +58,7 @@ class Study:
 
 def studies() -> dict[str, Study]:
     from .adam_paper import ADAM_PAPER
+    from .amsgrad_swaps import AMSGRAD_SWAPS
     from .bias_correction import BIAS_CORRECTION
     from .exponent import EXPONENT
     from .generalization import NDADAM, SWATS
@@ -65,7 +66,9 @@ def studies() -> dict[str, Study]:
     from .reddi import REDDI
     from .weight_decay import WEIGHT_DECAY
 
-    return {s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, EXPONENT, WEIGHT_DECAY, ADAM_PAPER, SWATS, NDADAM)}
+    return {
+        s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, AMSGRAD_SWAPS, EXPONENT, WEIGHT_DECAY, SWATS, NDADAM, ADAM_PAPER)
+    }
 
 
 def get_study(name: str) -> Study:
