@@ -21,9 +21,9 @@ When every param of the pack has a gradient, the rule runs once on the flat buff
 ``torch.compile`` (eager, with a one-time warning, where compiling fails). If all per-param scalars
 are equal (every param has the same history, the usual case) one value stands for each; otherwise
 (a param that got its first gradient later than the others) they are expanded per element (per
-segment, for a rule that reduces) for the step and read back. When some param has no gradient this step, the step takes the *exact path*:
-the reference engine's per-tensor update on the views, which writes into the same buffers. All
-paths run the same rule, so they and the two engines agree.
+segment, for a rule that reduces) for the step and read back. When some param has no gradient this
+step, the step takes the *exact path*: the reference engine's per-tensor update on the views, which
+writes into the same buffers. All paths run the same rule, so they and the two engines agree.
 
 Gradients: a gradient that is not already the view into the flat gradient buffer (a fresh tensor
 from ``backward()`` after ``zero_grad(set_to_none=True)``, or one the user assigned) is copied into
