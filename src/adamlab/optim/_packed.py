@@ -8,20 +8,22 @@ ordinary per-parameter tensors laid out as torch.optim lays them out. Per-param 
 0-d view of it.
 
 Rules that reduce over whole tensors or rows (SWATS, ND-Adam; see :mod:`adamlab.optim._segments`)
-run on the same flat buffers: params that reduce alike share a pack (ND-Adam's weight matrices and
-its biases are two packs), ordered by segment length; the rule's segment sums are one reshaped
-reduction per run of equal-length segments, segment values reach the elements by a gather through a
-per-element segment index, and per-segment state (SWATS's 0-d ``sgd_lr``..., ND-Adam's
-``(rows, 1)`` ``exp_avg_sq``) lives in a flat buffer of one entry per segment, each param's state a
-view of its entries in the reference engine's shape.
+run on flat buffers too: params whose segments (tensors for SWATS, rows for ND-Adam) have the same
+length share a pack (ND-Adam's biases, which it treats elementwise, form packs of their own), and
+the rule sees the pack's buffers as ``(count, length)`` views whose rows are the segments, so its
+segment sums are row sums and segment values broadcast along the rows. Per-segment state (SWATS's
+0-d ``sgd_lr``..., ND-Adam's ``(rows, 1)`` ``exp_avg_sq``) lives in a flat buffer of one entry per
+segment, each param's state a view of its entries in the reference engine's shape. The work per
+step grows with the number of distinct segment lengths, not of tensors: one pack when all tensors
+(SWATS) or all rows (ND-Adam) of a group have the same length.
 
 When every param of the pack has a gradient, the rule runs once on the flat buffers, compiled with
 ``torch.compile`` (eager, with a one-time warning, where compiling fails). If all per-param scalars
 are equal (every param has the same history, the usual case) one value stands for each; otherwise
 (a param that got its first gradient later than the others) they are expanded per element (per
-segment, for a rule that reduces) for the step and read back. When some param has no gradient this step, the step takes the *exact path*:
-the reference engine's per-tensor update on the views, which writes into the same buffers. All
-paths run the same rule, so they and the two engines agree.
+segment, for a rule that reduces) for the step and read back. When some param has no gradient this
+step, the step takes the *exact path*: the reference engine's per-tensor update on the views, which
+writes into the same buffers. All paths run the same rule, so they and the two engines agree.
 
 Gradients: a gradient that is not already the view into the flat gradient buffer (a fresh tensor
 from ``backward()`` after ``zero_grad(set_to_none=True)``, or one the user assigned) is copied into
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._engine import reference_update, scalars
-from ._segments import FlatSegments, segment_count
+from ._segments import Rows, segment_count, segment_length
 
 if TYPE_CHECKING:
     from ._base import RuleOptimizer
@@ -62,17 +64,19 @@ class _Scalars:
 
 
 def _kernel_function(rule: Callable[..., None], structure: tuple):
-    """The rule applied to flat buffers, as a function of tensors only: ``(p, g, slot_tensors, scalars, ids)``.
+    """The rule applied to flat buffers, as a function of tensors only: ``(p, g, slot_tensors, scalars)``.
 
-    The structure (options, state slot names, hyperparameter names, whether the rule reduces and
-    the pack's runs of segments) is fixed in the closure, so the compiled function guards on
-    tensors alone (cheap to check every step), and each structure gets a code object of its own:
-    torch.compile keeps its cache, and its limit of 8 variants, per code object.
+    The structure (options, state slot names, hyperparameter names, and for a rule that reduces,
+    whether these params have segments) is fixed in the closure, so the compiled function guards
+    on tensors alone (cheap to check every step), and each structure gets a code object of its
+    own: torch.compile keeps its cache, and its limit of 8 variants, per code object. A pack of
+    segments passes its buffers as ``(count, length)`` views, and the rule gets their rows as its
+    segments (:class:`~adamlab.optim._segments.Rows`).
     """
-    flags, slots, names, reduces, runs = structure
+    flags, slots, names, reduces, segmented = structure
     flags = dict(flags)
 
-    def apply(p, g, slot_tensors, scalar_tensors, ids) -> None:
+    def apply(p, g, slot_tensors, scalar_tensors) -> None:
         s = dict(zip(slots, slot_tensors))
         h = _Scalars()
         for name, value in zip(names, scalar_tensors):
@@ -82,7 +86,7 @@ def _kernel_function(rule: Callable[..., None], structure: tuple):
         if not reduces:
             rule(p, g, s, h, flags)
         else:
-            rule(p, g, s, h, flags, None if runs is None else FlatSegments(ids, runs, p.dtype))
+            rule(p, g, s, h, flags, Rows(p) if segmented else None)
 
     code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}_{len(_KERNELS)}")
     return types.FunctionType(code, apply.__globals__, code.co_name, None, apply.__closure__)
@@ -190,19 +194,18 @@ def _cumulative(sizes: list[int]) -> list[int]:
 
 
 class Pack:
-    """The params of one group with one (device, dtype) and one reduction kind, packed in flat buffers.
+    """The params of one group with one (device, dtype) and one kind of segments, packed in flat buffers.
 
     ``reduction`` is what the rule sums over for these params (``"tensor"``, ``"rows"``) or None
-    for an elementwise rule. A pack's *units* are its elements (elementwise) or its segments: per-
-    param scalars are expanded per unit when they differ between params. With a reduction, the
-    params are ordered by segment length, so that each run of equal-length segments is one reshape.
+    for an elementwise rule; all segments of a pack have the same length, so the rule sees its
+    element buffers as ``(count, length)`` views whose rows are the segments, and its per-segment
+    buffers as ``(count, 1)``. A pack's *units* are its elements (elementwise) or its segments: per-
+    param scalars are expanded per unit when they differ between params.
     """
 
     def __init__(
         self, opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor], reduction: str | None = None
     ) -> None:
-        if reduction is not None:
-            params = sorted(params, key=lambda p: p.numel() // max(1, segment_count(reduction, p)))
         self.opt, self.group, self.params, self.reduction = opt, group, params, reduction
         first = params[0]
         dtype, device = first.dtype, first.device
@@ -222,19 +225,13 @@ class Pack:
         self.flat_g = torch.zeros(total, dtype=dtype, device=device)
         self.flat = {k: torch.zeros(offs[-1], dtype=dtype, device=device) for k, offs in self.slot_offsets.items()}
         self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in templates[0].items() if v.device.type != "meta"}
-        self.runs: tuple[tuple[int, int], ...] | None = None
-        self.ids: torch.Tensor | None = None
+        # what the rule sees: the flat buffers, or for segments their (count, length) / (count, 1) views
+        self.unit_shape: tuple[int, ...] = (-1,)
+        self.views = [self.flat_p, self.flat_g, *self.flat.values()]
         if reduction is not None:
-            lengths = [n // max(1, u) for n, u in zip(self.numels, units)]
-            runs: list[list[int]] = []
-            for u, length in zip(units, lengths):
-                if runs and runs[-1][1] == length:
-                    runs[-1][0] += u
-                else:
-                    runs.append([u, length])
-            self.runs = tuple((count, length) for count, length in runs)
-            segment_lengths = torch.tensor(lengths, device=device).repeat_interleave(self.unit_counts)
-            self.ids = torch.arange(len(segment_lengths), device=device).repeat_interleave(segment_lengths, output_size=total)
+            count, length = sum(units), segment_length(reduction, first)
+            self.unit_shape = (count, 1)
+            self.views = [x.view(self.unit_shape if x.numel() == count and length != 1 else (count, length)) for x in self.views]
         for i, p in enumerate(params):
             view = self._slice(self.flat_p, i).view_as(p)
             view.copy_(p.detach())
@@ -315,9 +312,16 @@ class Pack:
                 for k, buf in self.scalar.items()
             }
         cls = type(self.opt)
-        structure = (tuple(sorted(flags.items())), (*self.flat, *scalars), names, cls._reduction is not None, self.runs)
+        structure = (
+            tuple(sorted(flags.items())),
+            (*self.flat, *scalars),
+            names,
+            cls._reduction is not None,
+            self.reduction is not None,
+        )
         run = kernel(cls._rule, structure, self.flat_p.numel())
-        run(self.flat_p, self.flat_g, [*self.flat.values(), *scalars.values()], values, self.ids)
+        p, g, *slots = self.views
+        run(p, g, [*slots, *(x if self.uniform else x.view(self.unit_shape) for x in scalars.values())], values)
         if self.uniform:
             for buf in self.scalar.values():
                 buf[1:] = buf[0]
@@ -328,13 +332,14 @@ class Pack:
 
 
 def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
-    """Split params of a group into packs per (device, dtype, reduction kind) of packable params, and the rest."""
-    by_kind: dict[tuple[torch.device, torch.dtype, str | None], list[torch.Tensor]] = {}
+    """Split params of a group into packs per (device, dtype, reduction kind, segment length) of packable params, and the rest."""
+    by_kind: dict[tuple[torch.device, torch.dtype, str | None, int | None], list[torch.Tensor]] = {}
     rest = []
     for p in params:
         if packable(p):
             reduction = None if opt._reduction is None else opt._reduction(p)
-            by_kind.setdefault((p.device, p.dtype, reduction), []).append(p)
+            length = None if reduction is None else segment_length(reduction, p)
+            by_kind.setdefault((p.device, p.dtype, reduction, length), []).append(p)
         else:
             rest.append(p)
     return [Pack(opt, group, ps, kind[2]) for kind, ps in by_kind.items()], rest

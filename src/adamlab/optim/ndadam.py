@@ -110,9 +110,9 @@ class NDAdam(RuleOptimizer):
             p.sub_(m / (v.sqrt() + h.eps) * step_size)
             return
         w, g = seg.view(p), seg.view(g)  # rows
-        g = g - seg.expand(seg.sum(g * w)) * w  # row reduction 1: tangent projection
+        g = g - seg.sum(g * w) * w  # row reduction 1: tangent projection
         m.mul_(h.beta1).add_(g.reshape(m.shape) * (1 - h.beta1))
         v.mul_(h.beta2).add_(seg.sum(g * g) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
-        new = w - seg.view(m) / (seg.expand(v).sqrt() + h.eps) * seg.expand(step_size)
-        new = new / seg.expand(seg.sum(new * new).sqrt())  # row reduction 3: renormalize
+        new = w - seg.view(m) / (v.sqrt() + h.eps) * step_size
+        new = new / seg.sum(new * new).sqrt()  # row reduction 3: renormalize
         p.copy_(new.reshape(p.shape))

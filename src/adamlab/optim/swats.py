@@ -61,7 +61,7 @@ class SWATS(RuleOptimizer):
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
     - No Python branch on the phase: both updates are computed and ``torch.where`` picks, with the
-      phase read from the 0-d state tensor ``switch_step`` (broadcast to the elements by ``seg.expand``). In the SGD phase the Adam moments are
+      phase read from the 0-d state tensor ``switch_step``. In the SGD phase the Adam moments are
       frozen (the algorithm's ``continue``); before the switch the momentum buffer stays zero.
 
     State per parameter: ``step``; ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`),
@@ -111,15 +111,16 @@ class SWATS(RuleOptimizer):
         lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]  # one value per tensor
         sgd = switch_step > 0  # switched at an earlier step
         adam = ~sgd
-        in_sgd = seg.expand(sgd)
         # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`).
-        m.mul_(torch.where(in_sgd, 1.0, h.beta1)).add_(g * torch.where(in_sgd, 0.0, 1 - h.beta1))
-        a.mul_(torch.where(in_sgd, 1.0, h.beta2)).add_(g * g * torch.where(in_sgd, 0.0, 1 - h.beta2))
+        # (The factors are cast to the param's dtype, as a 0-d factor is anyway; per-segment ones on the
+        # packed engine would otherwise make the update compute in float64.)
+        m.mul_(torch.where(sgd, 1.0, h.beta1).to(m.dtype)).add_(g * torch.where(sgd, 0.0, 1 - h.beta1).to(m.dtype))
+        a.mul_(torch.where(sgd, 1.0, h.beta2).to(a.dtype)).add_(g * g * torch.where(sgd, 0.0, 1 - h.beta2).to(a.dtype))
         bc2 = 1 - h.beta2**step
-        adam_step = m / (a.sqrt() + h.eps) * seg.expand(-h.lr * bc2**0.5 / (1 - h.beta1**step))
+        adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
         # SGD phase: heavy-ball buffer (zero until the switch), step (1 - beta1) * Lambda * v.
-        buf.copy_(torch.where(in_sgd, buf * h.beta1 + g, buf))
-        sgd_step = buf * seg.expand(-(1 - h.beta1) * sgd_lr)
+        buf.copy_(torch.where(sgd, buf * h.beta1 + g, buf))
+        sgd_step = buf * (-(1 - h.beta1) * sgd_lr)
         # Projection of the Adam step on the gradient: two per-tensor reductions.
         pg = seg.sum(adam_step * g)
         pp = seg.sum(adam_step * adam_step)
@@ -130,4 +131,4 @@ class SWATS(RuleOptimizer):
         switch = live & (step > 1) & ((rate - gamma).abs() < h.eps)
         sgd_lr.copy_(torch.where(switch, rate, sgd_lr))
         switch_step.copy_(torch.where(switch, step, switch_step))
-        p.add_(torch.where(in_sgd, sgd_step, adam_step))
+        p.add_(torch.where(sgd, sgd_step, adam_step))
