@@ -86,3 +86,20 @@ def test_final_table_lists_only_the_hyperparameters_that_vary():
     assert rows == [["adam", "lr=0.1", "2", "2 ± 1.4"], ["adam", "lr=0.01", "1", "—"]]
     # nothing varies: nothing is shared, the rows keep every hyperparameter (without inner spaces)
     assert shared_hyperparameters(runs[:2]) == {} and final_table(runs[:2])[1][0][1] == "betas=[0.9,0.999], lr=0.1"
+
+
+def test_studies_run_on_real_mnist_files_when_pointed_at_them(tmp_path, capsys):
+    from test_lab_data import tiny_mnist
+
+    tiny_mnist(tmp_path / "mnist")
+    study = get_study("amsgrad-swaps")
+    jobs = study.spec(quick=True, data={"mnist_dir": str(tmp_path / "mnist")}).jobs()
+    assert jobs and all(j.config["options"]["mnist_dir"] == str(tmp_path / "mnist") for j in jobs)
+    # other job ids than the bundled digits' runs, so the two never mix in one store
+    assert not {j.id for j in jobs} & {j.id for j in study.spec(quick=True).jobs()}
+    # a missing folder, or a study without a problem reading the option: one-line errors before anything runs
+    db = tmp_path / "x.sqlite"
+    assert main(["study", "amsgrad-swaps", "--quick", "--db", str(db), "--mnist-dir", str(tmp_path / "nope")]) == 2
+    assert "MNIST directory" in capsys.readouterr().err and not db.exists()
+    assert main(["study", "reddi", "--quick", "--db", str(db), "--cifar-dir", str(tmp_path)]) == 2
+    assert "study reddi: none of its problems (reddi) reads cifar_dir" in capsys.readouterr().err

@@ -134,11 +134,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     study = get_study(args.name)
     db = args.db or f"{study.name}{'-quick' if args.quick else ''}.sqlite"
     out = args.out or f"report-{study.name}{'-quick' if args.quick else ''}"
-    args.spec, args.db = study.spec(args.quick), db
+    data = _data_options(args)
+    args.spec, args.db = study.spec(args.quick, data), db
     status = cmd_run(args)
     if status != EXIT_OK:
         return status
-    result = write_report(study, db, out, quick=args.quick)
+    result = write_report(study, db, out, quick=args.quick, data=data)
     print(f"{study.name}: {result['outcome']}. {result['because']}\nreport: {out}/index.html")
     return EXIT_OK
 
@@ -146,19 +147,40 @@ def cmd_study(args: argparse.Namespace) -> int:
 @_lab_errors
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``: write the report of every study whose runs are in the store (reads only the store)."""
-    from .report import study_runs, write_report
+    from .report import write_report
     from .store import Store
     from .studies import studies
 
     with Store.open(args.db, create=False) as store:
-        present = [(s, quick) for s in studies().values() for quick in (False, True) if study_runs(store, s, quick)]
+        data = _data_options(args)
+        present = [(s, quick) for s in studies().values() for quick in (False, True) if _has_runs(store, s, quick, data)]
     if not present:
         raise LabError(f"{args.db}: holds no runs of any study ({', '.join(sorted(studies()))})")
     for study, quick in present:
         out = args.out if len(present) == 1 else os.path.join(args.out, study.name + ("-quick" if quick else ""))
-        result = write_report(study, args.db, out, quick=quick)
+        result = write_report(study, args.db, out, quick=quick, data=data)
         print(f"{study.name}{' (quick)' if quick else ''}: {result['outcome']}. {result['because']}\nreport: {out}/index.html")
     return EXIT_OK
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, str]:
+    """``--mnist-dir`` / ``--cifar-dir`` as problem options (absolute paths, so job ids do not depend on the cwd)."""
+    given = {"mnist_dir": args.mnist_dir, "cifar_dir": args.cifar_dir}
+    return {key: os.path.abspath(path) for key, path in given.items() if path}
+
+
+def _has_runs(store: Any, study: Any, quick: bool, data: dict[str, str]) -> bool:
+    from .report import study_runs
+
+    try:
+        return bool(study_runs(store, study, quick, data))
+    except LabError:  # the study has no problem reading one of the data options
+        return False
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mnist-dir", default=None, help="real MNIST IDX files for the study's digits problems (full size)")
+    parser.add_argument("--cifar-dir", default=None, help="the CIFAR-10 batches for the study's CIFAR problems")
 
 
 def problem_lines() -> list[str]:
@@ -228,12 +250,14 @@ def add_commands(subparsers: Any) -> None:
     study.add_argument("--quick", action="store_true", help="the small version (well under a minute on 2 cores)")
     study.add_argument("--db", default=None, help="the result store (default: NAME[-quick].sqlite)")
     study.add_argument("--out", default=None, help="the report folder (default: report-NAME[-quick])")
+    _data_arguments(study)
     _executor_options(study)
     study.set_defaults(func=cmd_study)
 
     report = subparsers.add_parser("report", help="write the reports of the studies stored in a result store")
     report.add_argument("--db", required=True, help="the result store (SQLite file)")
     report.add_argument("--out", required=True, help="the report folder (one subfolder per study when several)")
+    _data_arguments(report)
     report.set_defaults(func=cmd_report)
 
 

@@ -18,9 +18,9 @@ from .store import Store
 from .studies import Study, Table
 
 
-def study_runs(store: Store, study: Study, quick: bool) -> list[dict[str, Any]]:
-    """The stored runs of the study's sweep (full or quick), in sweep order."""
-    ids = [job.id for job in study.spec(quick).jobs()]
+def study_runs(store: Store, study: Study, quick: bool, data: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The stored runs of the study's sweep (full or quick, on ``data``: see :meth:`Study.spec`), in sweep order."""
+    ids = [job.id for job in study.spec(quick, data).jobs()]
     by_id = {run["id"]: run for run in store.runs()}
     return [by_id[i] for i in ids if i in by_id]
 
@@ -78,16 +78,23 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
 
 
 def write_report(
-    study: Study, db: str | os.PathLike[str], out_dir: str | os.PathLike[str], quick: bool = False
+    study: Study,
+    db: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    quick: bool = False,
+    data: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write the study's report from ``db`` into ``out_dir``; returns the verdict as a dict."""
+    """Write the study's report from ``db`` into ``out_dir``; returns the verdict as a dict.
+
+    ``data``: the dataset options the study ran with (see :meth:`Study.spec`), to find its runs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
     with Store.open(db, create=False) as store:
-        runs = study_runs(store, study, quick)
+        runs = study_runs(store, study, quick, data)
         if not runs:
             raise LabError(
                 f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first"

@@ -51,8 +51,22 @@ class Study:
     metrics: tuple[str, ...] = field(default=())
     tables: Callable[..., list[Table]] | None = None  # (store, runs) -> extra tables, shown before the final metrics
 
-    def spec(self, quick: bool) -> Sweep:
+    def spec(self, quick: bool, data: dict[str, str] | None = None) -> Sweep:
+        """The study's sweep (``quick``: with the quick overrides). ``data`` maps dataset options of
+        the problems (``mnist_dir``, ``cifar_dir``) to paths: every problem of the sweep that has
+        the option reads its data from there (real MNIST / CIFAR-10 at full size); a LabError when
+        no problem of the study has it."""
         table = {**self.sweep, **(self.quick if quick else {}), "name": f"{self.name}{' (quick)' if quick else ''}"}
+        for key, path in (data or {}).items():
+            from ..problems import problem_class
+
+            readers = [p for p in table["problems"] if key in getattr(problem_class(p), "__dataclass_fields__", {})]
+            if not readers:
+                raise LabError(f"study {self.name}: none of its problems ({', '.join(table['problems'])}) reads {key}")
+            per_problem = {name: dict(options) for name, options in table.get("problem", {}).items()}
+            for name in readers:
+                per_problem.setdefault(name, {})[key] = path
+            table["problem"] = per_problem
         return Sweep.from_dict(table, source=f"study {self.name}")
 
 
