@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .errors import LabError
+from .spec import short_value
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -73,14 +74,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return "(" + ",".join(_fmt(x) for x in v) + ")"
-    return str(v)
-
-
 @_lab_errors
 def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``show``: the runs in a store, as a table or (``--json``) one JSON object per line."""
@@ -101,12 +94,12 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     rows = []
     for run in runs:
         metrics = run["final_metrics"] or {}
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items()) if k not in skip and v is not None)
+        shown = ", ".join(f"{k}={short_value(v)}" for k, v in sorted(metrics.items()) if k not in skip and v is not None)
         if metrics.get("diverged"):
             shown = "diverged; " + shown
         if run["status"] == "failed" and run["error"]:
             shown = (run["error"].strip().splitlines() or [""])[-1]
-        hp = " ".join(f"{k}={_fmt(v)}" for k, v in (run["hyperparameters"] or {}).items())
+        hp = " ".join(f"{k}={short_value(v)}" for k, v in (run["hyperparameters"] or {}).items())
         rows.append(
             (
                 run["id"][:8],

@@ -111,15 +111,16 @@ class Job:
         return self.config["seed"]
 
     def label(self) -> str:
-        hp = " ".join(f"{k}={_short(v)}" for k, v in self.config["hyperparameters"].items())
+        hp = " ".join(f"{k}={short_value(v)}" for k, v in self.config["hyperparameters"].items())
         return f"{self.problem} {self.optimizer}{' ' + hp if hp else ''} seed={self.seed}"
 
 
-def _short(v: Any) -> str:
+def short_value(v: Any) -> str:
+    """A hyperparameter or metric value for a one-line label: floats to 4 significant digits, lists as (a,b)."""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list):
-        return "(" + ",".join(_short(x) for x in v) + ")"
+        return "(" + ",".join(short_value(x) for x in v) + ")"
     return str(v)
 
 
@@ -247,18 +248,7 @@ class Sweep:
             return None
         from .. import __version__
 
-        fields = (
-            "problems",
-            "optimizers",
-            "seeds",
-            "steps",
-            "eval_every",
-            "log_every",
-            "grid",
-            "optimizer",
-            "problem",
-            "base_dir",
-        )
+        fields = [k for k in SWEEP_KEYS if k not in ("name", "description")] + ["base_dir"]
         try:
             text = canonical_json({"format": FORMAT, "adamlab": __version__, **{k: getattr(self, k) for k in fields}})
         except (TypeError, ValueError):

@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..spec import short_value
 from . import Table
 
 Run = dict[str, Any]
@@ -220,7 +221,7 @@ def time_to_target(groups: dict[tuple[str, str], list[Run]], target: str) -> Tab
         seconds = [(r.get("timings") or {}).get("seconds_to_target") for r in group]
         reached = [s for s in steps if s is not None]
         secs = [s for s in seconds if s is not None]
-        hp = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(group[0]["hyperparameters"].items()))
+        hp = ", ".join(f"{k}={short_value(v)}" for k, v in sorted(group[0]["hyperparameters"].items()))
         rows.append(
             [
                 problem,
@@ -237,14 +238,6 @@ def time_to_target(groups: dict[tuple[str, str], list[Run]], target: str) -> Tab
         rows,
         "Steps: the first logged or evaluated step at which the target held; seconds: training time to that step.",
     )
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    if isinstance(v, list):
-        return "(" + ", ".join(_fmt(x) for x in v) + ")"
-    return str(v)
 
 
 def best_by(runs: Iterable[Run], label: Callable[[Run], str | None], metric: str, mode: str = "min") -> dict[str, list[Run]]:
