@@ -26,7 +26,10 @@ def study_runs(store: Store, study: Study, quick: bool, data: dict[str, str] | N
 
 
 def _value(v: Any) -> str:
-    """A hyperparameter value without inner spaces, so a table cell wraps only between values."""
+    """A hyperparameter value without inner spaces, so a table cell wraps only between values; floats
+    to 6 significant digits (a log grid's 0.000316227766017 reads 0.000316228)."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
     return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
 
 
