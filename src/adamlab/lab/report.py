@@ -102,7 +102,7 @@ def write_report(
             raise LabError(
                 f"{db}: no runs of study {study.name!r}{' (quick)' if quick else ''}; run `adamlab study {study.name}` first"
             )
-        figures = [(f, f) if isinstance(f, str) else (f[0], f[1]) for f in study.figures(store, runs, out)]
+        figures = study.figures(store, runs, out)
         verdict = study.verdict(store, runs)
         tables = study.tables(store, runs) if study.tables is not None else []
     header, rows = final_table(runs)

@@ -42,10 +42,10 @@ class Study:
     claim: str
     sweep: dict[str, Any]
     quick: dict[str, Any]
-    # (store, runs, out_dir) -> the figures written, each a file stem (PNG and SVG each) or a
-    # (stem, caption) pair; the caption, one or two sentences saying what the figure shows, is the
-    # report's figure caption and the image's alt text
-    figures: Callable[..., list[str | tuple[str, str]]]
+    # (store, runs, out_dir) -> the figures written, each a (file stem, caption) pair (plots.save
+    # writes the PNG and SVG); the caption, one or two sentences saying what the figure shows, is
+    # the report's figure caption and the image's alt text
+    figures: Callable[..., list[tuple[str, str]]]
     verdict: Callable[..., Verdict]  # (store, runs) -> Verdict
     notes: str = ""
     metrics: tuple[str, ...] = field(default=())

@@ -123,7 +123,13 @@ def _fmt_steps(value: float) -> str:
     return "never" if math.isinf(value) else f"{value:g}"
 
 
-def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+CURVE_CAPTIONS = {
+    "train-loss": "Training loss over steps of each optimizer at its best learning rate (fewest steps to the target), per problem (mean, band ± std over seeds).",
+    "test-accuracy": "Test accuracy over steps of each optimizer at its best learning rate, per problem, with the problem's target (dotted).",
+}
+
+
+def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     chosen = best(runs)
@@ -150,7 +156,7 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
             ax.legend(fontsize=7)
         fig.suptitle("Best learning rate per optimizer (fewest steps to the target); mean over seeds, band +-1 std", fontsize=10)
         fig.tight_layout()
-        stems.append(save(fig, out_dir, stem))
+        stems.append(save(fig, out_dir, stem, CURVE_CAPTIONS[stem]))
 
     fig, axes = plt.subplots(1, len(PROBLEMS), figsize=(15, 4.2))
     for ax, problem in zip(axes, PROBLEMS):
@@ -163,7 +169,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         ax.legend(fontsize=7)
     fig.suptitle("Learning-rate sensitivity: final training loss, mean +- std over seeds (x: diverged)", fontsize=10)
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "lr-sensitivity"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "lr-sensitivity",
+            "Final training loss of each optimizer against its learning rate, per problem (mean ± std over seeds; x marks a diverged setting).",
+        )
+    )
 
     costs = {LABELS[o]: [] for o in OPTIMIZERS}
     for problem in PROBLEMS:
@@ -177,7 +190,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     performance_profile(ax, costs, "steps to target")
     ax.set_title(f"Performance profile over {len(next(iter(costs.values())))} (problem, seed) instances")
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "performance-profile"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "performance-profile",
+            "Performance profile (Dolan & Moré): for each optimizer at its best learning rate, the share of (problem, seed) instances on which it reaches the target within tau times the fewest steps any optimizer needed; higher and further left is better.",
+        )
+    )
     return stems
 
 

@@ -131,7 +131,7 @@ def _heatmap_run(store: Any, runs: list[Run]) -> Run | None:
     return min(ams, key=lambda r: (abs(math.log(float(r["hyperparameters"]["lr"]) / 1e-3)), r["seed"]), default=None)
 
 
-def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.ticker import NullFormatter
@@ -174,7 +174,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         lr = float(run["hyperparameters"]["lr"])
         fig.suptitle(f"AMSGrad on mlp-digits (128 hidden units), lr = {lr:.2g}, seed {run['seed']}", fontsize=11)
         fig.tight_layout()
-        stems.append(save(fig, out_dir, "swap-heatmap"))
+        stems.append(
+            save(
+                fig,
+                out_dir,
+                "swap-heatmap",
+                "How often AMSGrad's running max of v changed hands: swaps of each coordinate of a weight matrix over training (left), and per coordinate per interval of eval_every steps (right); one run.",
+            )
+        )
 
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
         counts = flat[:, flat.sum(0) > 0]
@@ -202,7 +209,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3)
         fig.tight_layout()
-        stems.append(save(fig, out_dir, "swap-dispersion"))
+        stems.append(
+            save(
+                fig,
+                out_dir,
+                "swap-dispersion",
+                "Left: the distribution of swap counts over the coordinates that swapped at least once, against what random swapping at the same rates would give. Right: the share of coordinates swapping per step over training.",
+            )
+        )
 
     best = best_configs(runs, "test_accuracy", "max")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
@@ -222,7 +236,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "curves"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "curves",
+            "Adam, AMSGrad and AdamAL at their best learning rates: training loss and test accuracy over steps (mean ± std over seeds), and final test accuracy against the learning rate.",
+        )
+    )
     return stems
 
 

@@ -99,7 +99,7 @@ def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[tuple[
         "(circles, solid) and without (squares, dashed), mean over seeds; left early in training, right at the end."
         + (" An x on the top edge is a run that diverged." if diverged else "")
     )
-    return [(save(fig, out_dir, "loss-vs-lr"), caption)]
+    return [save(fig, out_dir, "loss-vs-lr", caption)]
 
 
 BIAS_CORRECTION = Study(

@@ -144,7 +144,7 @@ def _label(name: str, group: list[Run]) -> str:
     return f"{name}, lr {group[0]['hyperparameters']['lr']:.2g}"
 
 
-def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     groups = best(runs)
@@ -163,7 +163,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     axes[2].legend(fontsize=7, loc="lower right")
     fig.suptitle("MLP (2 x 256 ReLU) on digits: each variant at its best lr, mean ± std over seeds")
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "curves"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "curves",
+            "Training loss, test loss and test accuracy of each variant at its best learning rate (mean, band ± std over seeds); dashed lines: the decaying exponent.",
+        )
+    )
 
     fig, (ax, bars) = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     for name, group in groups.items():
@@ -189,7 +196,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     bars.set(xlabel="final test accuracy (%)", title="Final test accuracy at the best lr (± std)")
     bars.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "generalization-gap"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "generalization-gap",
+            "Left: the generalization gap (test loss minus train loss) over training for each variant at its best learning rate. Right: final test accuracy at the best learning rate (± std over seeds).",
+        )
+    )
 
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.8))
     shown = sorted((r for r in runs if variant(r) is not None), key=lambda r: ORDER.index(variant(r)))
@@ -203,7 +217,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         axes[1].set_ylim(top - 0.05, min(1.0, top + 0.01))
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "lr-sensitivity"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "lr-sensitivity",
+            "Final test accuracy against the learning rate for each variant (mean ± std over seeds); right: zoomed to within 5 points of the best.",
+        )
+    )
     return stems
 
 

@@ -150,7 +150,7 @@ def _style(optimizer: str, k: int) -> dict[str, Any]:
 def make_figures(candidate: str) -> Any:
     order = (candidate, "adam", "sgd")
 
-    def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+    def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -183,7 +183,15 @@ def make_figures(candidate: str) -> Any:
             fontsize=10,
         )
         fig.tight_layout()
-        stems = [save(fig, out_dir, "curves")]
+        stems = [
+            save(
+                fig,
+                out_dir,
+                "curves",
+                f"{LABELS[candidate]}, Adam and SGD with momentum at their best learning rates: training loss and test accuracy over steps (mean, band ± std over seeds)"
+                + ("; dotted lines: SWATS's switch steps." if candidate == "swats" else "."),
+            )
+        ]
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for ax, (metric, mode, ylabel) in zip(
@@ -204,7 +212,14 @@ def make_figures(candidate: str) -> Any:
             ax.legend(fontsize=8)
         fig.suptitle("Mean +- std over seeds; x: diverged", fontsize=10)
         fig.tight_layout()
-        stems.append(save(fig, out_dir, "lr-sensitivity"))
+        stems.append(
+            save(
+                fig,
+                out_dir,
+                "lr-sensitivity",
+                "Final test accuracy and training loss against the learning rate for each optimizer (mean ± std over seeds; x marks a diverged setting).",
+            )
+        )
 
         if candidate == "swats":
             stems.append(_switch_figure(store, runs, out_dir))
@@ -226,7 +241,7 @@ def _mark_switches(ax: Any, group: list[Run], colour: str) -> None:
         ax.axvline(step, color=colour, linestyle=":", linewidth=1.2, label=label)
 
 
-def _switch_figure(store: Any, runs: list[Run], out_dir: str) -> str:
+def _switch_figure(store: Any, runs: list[Run], out_dir: str) -> tuple[str, str]:
     """Per SWATS eps, one panel: the step at which each parameter tensor switched, per learning rate and seed."""
     import matplotlib.pyplot as plt
 
@@ -268,7 +283,12 @@ def _switch_figure(store: Any, runs: list[Run], out_dir: str) -> str:
         fontsize=10,
     )
     fig.tight_layout()
-    return save(fig, out_dir, "swats-switch-steps")
+    return save(
+        fig,
+        out_dir,
+        "swats-switch-steps",
+        "The step at which each SWATS param tensor switched from Adam to SGD, per run, for each eps (a tensor that never switched is not drawn).",
+    )
 
 
 def _tensor_names(n: int) -> list[str]:

@@ -110,7 +110,7 @@ def _lr_text(opt: str, lr: float) -> str:
     return f"lr={lr:.2g}, b3={madam_beta3(lr):.2g}"
 
 
-def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     stems = []
@@ -129,7 +129,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     sensitivity(ax2, done, "classes_covered", "max", lambda r: _label(r["optimizer"]))
     ax2.set(ylabel="digit classes with >= 2% of samples", title="Classes covered vs learning rate", ylim=(0, 10.5))
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "score-vs-lr"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "score-vs-lr",
+            "Final sample quality against the learning rate: the inception score from an in-process digits classifier (1 to 10; real digits score about 6.9; dashed: the target 4.0) and the number of digit classes the samples cover (mean ± std over seeds).",
+        )
+    )
 
     fig, ax = plt.subplots(figsize=(1.4 * len(lrs) + 3, 0.6 * len(opts) + 1.6))
     rows = opts[::-1]  # the first optimizer on top
@@ -139,7 +146,9 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     )
     ax.set(xlabel="learning rate", title="Inception score per optimizer and learning rate")
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "score-heatmap"))
+    stems.append(
+        save(fig, out_dir, "score-heatmap", "Final inception score (seed mean) of each optimizer at each learning rate.")
+    )
 
     fig, axes = plt.subplots(1, len(lrs), figsize=(3.4 * len(lrs), 3.8), sharey=True, squeeze=False)
     for ax, lr in zip(axes[0], lrs):
@@ -157,7 +166,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle("Inception score during training, per learning rate (dashed: target)", fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    stems.append(save(fig, out_dir, "score-curves"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "score-curves",
+            "Inception score during training at each learning rate (mean, band ± std over seeds; dashed: the target).",
+        )
+    )
 
     first_seed = min((r["seed"] for r in done), default=0)
     fig, axes = plt.subplots(len(opts), len(lrs), figsize=(2.1 * len(lrs), 2.3 * len(opts)), squeeze=False)
@@ -181,7 +197,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
                 ax.set_ylabel(_label(opt), fontsize=9)
     fig.suptitle(f"64 samples after training (seed {first_seed})\nrows: optimizer, columns: learning rate", fontsize=10)
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "samples"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "samples",
+            "64 generated digits after training for each optimizer (rows) and learning rate (columns), with the run's inception score; MAdam's panels give the rescaled beta3.",
+        )
+    )
     return stems
 
 

@@ -27,14 +27,15 @@ from . import Table
 Run = dict[str, Any]
 
 
-def save(fig: Any, out_dir: str, stem: str) -> str:
-    """Write ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir``, close it, return ``stem``."""
+def save(fig: Any, out_dir: str, stem: str, caption: str) -> tuple[str, str]:
+    """Write ``fig`` as ``stem.png`` and ``stem.svg`` in ``out_dir``, close it; returns ``(stem, caption)``
+    for the report, whose caption says what the figure shows."""
     import matplotlib.pyplot as plt
 
     for ext in ("png", "svg"):
         fig.savefig(f"{out_dir}/{stem}.{ext}", dpi=110)
     plt.close(fig)
-    return stem
+    return stem, caption
 
 
 def finished(runs: Iterable[Run]) -> list[Run]:

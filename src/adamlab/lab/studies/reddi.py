@@ -53,7 +53,7 @@ def figures(store: Any, runs: list[dict[str, Any]], out_dir: str) -> list[tuple[
         "Right: the running average of the loss each optimizer suffered, (1/t) sum f_s(x_s); its gap to the optimum's "
         "average loss, -1/3 (dotted), is the average regret, which goes to 0 only for an optimizer that converges to x*."
     )
-    return [(save(fig, out_dir, "iterates"), caption)]
+    return [save(fig, out_dir, "iterates", caption)]
 
 
 REDDI = Study(

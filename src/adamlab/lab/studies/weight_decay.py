@@ -205,7 +205,7 @@ def _heatmap(fig: Any, ax: Any, runs: list[Run], name: str, ylabel: str) -> None
     ax.set(xlabel="learning rate", ylabel=ylabel, title=f"{name}: final test error (mean over seeds)")
 
 
-def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
+def figures(store: Any, runs: list[Run], out_dir: str) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     stems = []
@@ -217,7 +217,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
         "MLP (2 x 128 ReLU) on 359 digits: red squares mark the best decay for each lr (lrs within 5 points of the best)"
     )
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "heatmaps"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "heatmaps",
+            "Final test error (mean over seeds) over the learning rate x weight decay grid for Adam + L2, AdamW (normalized decay) and AdamWR (with warm restarts); a red box marks the best decay at each learning rate: a diagonal of boxes means the best decay depends on the learning rate.",
+        )
+    )
 
     groups = best(runs)
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
@@ -234,7 +241,14 @@ def figures(store: Any, runs: list[Run], out_dir: str) -> list[str]:
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Each variant at its best lr and decay, mean ± std over seeds")
     fig.tight_layout()
-    stems.append(save(fig, out_dir, "curves"))
+    stems.append(
+        save(
+            fig,
+            out_dir,
+            "curves",
+            "Training loss and test accuracy of each variant at its best learning rate and decay (mean, band ± std over seeds); dashed: Adam without decay.",
+        )
+    )
     return stems
 
 
