@@ -157,3 +157,19 @@ def test_beta3_rescale_sets_madams_beta3_from_the_learning_rate(monkeypatch):
 def test_bad_beta3_rescale_fails_when_the_sweep_is_expanded(grid, message):
     with pytest.raises(LabError, match=message):
         Sweep(problems=["quadratic"], optimizers=["adam"], grid=grid).jobs()
+
+
+def test_grad_scale_multiplies_the_gradient_before_each_step():
+    p = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.5)
+    controller = Controller(opt, {"grad_scale": 100.0}, steps=1, eval_every=1)
+    controller.before_step(1)
+    p.grad = torch.tensor([0.25, 0.5], dtype=torch.float64)
+    opt.step()
+    assert p.tolist() == [1.0 - 0.5 * 25.0, -2.0 - 0.5 * 50.0]
+    controller.final()  # removes the hook
+    p.grad = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    opt.step()
+    assert p.tolist() == [-12.0, -27.5]
+    with pytest.raises(LabError, match="grad_scale must be a number > 0"):
+        Sweep(problems=["quadratic"], optimizers=["adam"], grid={"grad_scale": [0.0]}).jobs()

@@ -36,6 +36,11 @@ consumes them instead of handing them to :func:`adamlab.create`:
     at the seed's default ``lr`` 1e-3, never the value to use at this run's ``lr``. The stored
     hyperparameters keep the grid's values; the rescaled ``beta3`` is computed again from them.
     ``true`` only for optimizers that take ``beta3`` (madam).
+``grad_scale``
+    A number c > 0 (default 1): every gradient is multiplied by c just before each
+    ``optimizer.step()`` (a step pre-hook), as if the loss were c times larger, while the stored
+    losses stay unscaled. Seed 004: Adam's update is invariant to such a rescaling (up to eps);
+    SGD's is not.
 ``diagnostics``
     A list of :mod:`adamlab.diagnostics` observers to attach (off, and free, by default):
 
@@ -64,7 +69,16 @@ from .errors import LabError
 
 SCHEDULES = ("constant", "cosine", "cosine-restarts", "inv-sqrt", "partial-decay")
 DIAGNOSTICS = ("amsgrad-swaps", "swats-switches", "effective-step", "update-ratio")
-KEYS = ("schedule", "restart_period", "restart_mult", "partial_end", "weight_decay_norm", "diagnostics", "beta3_rescale")
+KEYS = (
+    "schedule",
+    "restart_period",
+    "restart_mult",
+    "partial_end",
+    "weight_decay_norm",
+    "diagnostics",
+    "beta3_rescale",
+    "grad_scale",
+)
 _SCHEDULE_PARAMS = {"restart_period": "cosine-restarts", "restart_mult": "cosine-restarts", "partial_end": "partial-decay"}
 
 
@@ -102,6 +116,8 @@ def check(controls: dict[str, Any], optimizer_hp: dict[str, Any], where: str) ->
             raise LabError(f"{where}: give weight_decay or weight_decay_norm, not both")
     if "beta3_rescale" in controls and not isinstance(controls["beta3_rescale"], bool):
         raise LabError(f"{where}: beta3_rescale must be true or false, got {controls['beta3_rescale']!r}")
+    if "grad_scale" in controls and not (_is_real(controls["grad_scale"]) and controls["grad_scale"] > 0):
+        raise LabError(f"{where}: grad_scale must be a number > 0, got {controls['grad_scale']!r}")
     diagnostics = controls.get("diagnostics", [])
     if not isinstance(diagnostics, list) or any(d not in DIAGNOSTICS for d in diagnostics):
         raise LabError(f"{where}: diagnostics must be a list of names among {', '.join(DIAGNOSTICS)}; got {diagnostics!r}")
@@ -142,6 +158,8 @@ class Controller:
                 start=float(optimizer.param_groups[0]["partial"]),
                 end=controls.get("partial_end", 0.125),
             )
+        scale = float(controls.get("grad_scale", 1.0))
+        self.scaling = optimizer.register_step_pre_hook(_grad_scaler(scale)) if scale != 1.0 else None
         names = controls.get("diagnostics", [])
         self.swaps = diagnostics.AMSGradSwaps(interval=eval_every) if "amsgrad-swaps" in names else None
         self.switches = diagnostics.SWATSSwitches() if "swats-switches" in names else None
@@ -201,4 +219,19 @@ class Controller:
             metrics["max_step_ratio_to_bound"] = self.steps_seen.max_ratio_to_bound
         if self.handle is not None:
             self.handle.remove()
+        if self.scaling is not None:
+            self.scaling.remove()
         return metrics, artifacts
+
+
+def _grad_scaler(scale: float) -> Any:
+    import torch
+
+    def scale_grads(optimizer: Any, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
+
+    return scale_grads

@@ -78,10 +78,23 @@ def studies() -> dict[str, Study]:
     from .generalization import NDADAM, SWATS
     from .madam_lr import MADAM_LR
     from .reddi import REDDI
+    from .trajectories import TRAJECTORIES
     from .weight_decay import WEIGHT_DECAY
 
     return {
-        s.name: s for s in (REDDI, BIAS_CORRECTION, MADAM_LR, AMSGRAD_SWAPS, EXPONENT, WEIGHT_DECAY, SWATS, NDADAM, ADAM_PAPER)
+        s.name: s
+        for s in (
+            REDDI,
+            BIAS_CORRECTION,
+            MADAM_LR,
+            AMSGRAD_SWAPS,
+            EXPONENT,
+            WEIGHT_DECAY,
+            SWATS,
+            NDADAM,
+            ADAM_PAPER,
+            TRAJECTORIES,
+        )
     }
 
 
