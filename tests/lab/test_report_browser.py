@@ -89,7 +89,7 @@ def _screenshot(binary: str, out: Path, profile: Path, height: int, name: str) -
     return shot
 
 
-@pytest.mark.parametrize("study", ["reddi", "bias-correction"])
+@pytest.mark.parametrize("study", ["reddi", "bias-correction", "adam-paper"])
 def test_report_renders_in_chromium_with_every_figure_loaded(study, tmp_path, capsys):
     binary = _chromium()
     out = tmp_path / "report"
