@@ -29,15 +29,19 @@ if TYPE_CHECKING:
 _NOT_SCALARS = {"params", "param_names"}
 
 
-def scalars(group: dict[str, Any], names: set[str]) -> SimpleNamespace:
+def scalars(group: dict[str, Any], names: set[str], zero_decay_structural: bool = False) -> SimpleNamespace:
     """The group's numeric hyperparameters among ``names`` as 0-d float64 CPU tensors.
 
     ``betas`` is split into ``beta1``, ``beta2`` (and ``beta3``... when longer). Booleans are
-    structural options, read from the group by the rule itself, and are not included.
+    structural options, read from the group by the rule itself, and are not included. With
+    ``zero_decay_structural`` (:attr:`~adamlab.optim._base.RuleOptimizer._zero_decay_structural`), a
+    zero ``weight_decay`` is left out, and :func:`~adamlab.optim._base.decay` then does nothing.
     """
     h = SimpleNamespace()
     for key in names:
         value = group[key]
+        if zero_decay_structural and key == "weight_decay" and value == 0:
+            continue
         if key == "betas":
             for i, b in enumerate(value, start=1):
                 setattr(h, f"beta{i}", torch.as_tensor(b, dtype=torch.float64).detach().cpu())
@@ -72,7 +76,7 @@ def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any],
 @torch.no_grad()
 def reference_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group, tensor by tensor."""
-    h = scalars(group, opt._scalar_names)
+    h = scalars(group, opt._scalar_names, opt._zero_decay_structural)
     for p in group["params"]:
         if p.grad is not None:
             reference_update(opt, p, group, h)
