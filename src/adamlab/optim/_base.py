@@ -66,8 +66,8 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     Subclasses set ``_checks`` (hyperparameter name -> check, see :mod:`adamlab.optim._checks`) and
     implement ``_init_state(p, group)`` and the static ``_rule(p, g, state, h, group)``. ``h`` holds
-    the group's numeric hyperparameters as 0-d float64 tensors; ``group`` is read only for
-    structural options (booleans such as ``amsgrad``).
+    the group's numeric hyperparameters as 0-d float64 tensors; the rule's ``group`` holds only the
+    structural options (:meth:`_options`: booleans such as ``amsgrad``).
 
     A rule that needs per-tensor or per-row sums also sets ``_reduction``, a function of a param
     giving what its rule sums over (``"tensor"``, ``"rows"``, or None where the rule is elementwise
@@ -138,6 +138,12 @@ class RuleOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
 
     # -- the algorithm ---------------------------------------------------------------------------
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The structural options the rule reads as its ``group`` argument: the group's booleans
+        (``amsgrad``...), and what a subclass adds (hashable values). Both engines pass these; the
+        packed engine compiles one kernel per distinct set of options."""
+        return {k: v for k, v in group.items() if isinstance(v, bool)}
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -4,7 +4,7 @@ This is the readable definition of every adamlab optimizer and what the tests ru
 For each param group it builds the group's numeric hyperparameters once as 0-d float64 tensors
 (``h.lr``, ``h.beta1``, ``h.beta2``, ``h.eps``, ...; see :func:`scalars`), then for each param that
 has a gradient: creates its state lazily, increments ``state["step"]``, negates the gradient under
-``maximize``, and calls the rule (with the param's segments, :mod:`adamlab.optim._segments`, for a
+``maximize``, and calls the rule with the group's structural options (``opt._options(group)``) (with the param's segments, :mod:`adamlab.optim._segments`, for a
 rule that reduces). Params whose ``.grad`` is None are skipped entirely (no update,
 no weight decay, no state change), as in torch.optim. Complex params are updated as real views
 (``torch.view_as_real``), as torch.optim does, so real and imaginary parts are independent
@@ -67,10 +67,11 @@ def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any],
         g = -g
     if p.is_complex():
         p, g, state = _real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}
+    options = opt._options(group)
     if opt._reduction is None:
-        opt._rule(p, g, state, h, group)
+        opt._rule(p, g, state, h, options)
     else:
-        opt._rule(p, g, state, h, group, reference_segments(opt._reduction(p), p))
+        opt._rule(p, g, state, h, options, reference_segments(opt._reduction(p), p))
 
 
 @torch.no_grad()

@@ -353,7 +353,7 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
         entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]))
     _, packs, rest = entry
     h = scalars(group, opt._scalar_names, opt._zero_decay_structural)
-    flags = {k: v for k, v in group.items() if isinstance(v, bool)}
+    flags = opt._options(group)
     for p in rest:
         if p.grad is not None:
             reference_update(opt, p, group, h)
