@@ -95,7 +95,7 @@ def test_params_grads_and_state_are_views_of_flat_buffers():
     for p in params:
         p.grad = torch.ones_like(p)
     opt.step()
-    (_, [pack], rest) = opt._packs[id(opt.param_groups[0])]
+    (_, [pack], rest, _) = opt._packs[id(opt.param_groups[0])]
     assert rest == []
     base = pack.flat_p.data_ptr()
     size = pack.flat_p.element_size()

@@ -345,14 +345,28 @@ def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Te
     return [Pack(opt, group, ps, kind[2]) for kind, ps in by_kind.items()], rest
 
 
+def _plain(value: Any) -> bool:
+    return isinstance(value, (int, float)) or (isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value))
+
+
+def _group_scalars(opt: RuleOptimizer, group: dict[str, Any], cache: list) -> Any:
+    """:func:`~adamlab.optim._engine.scalars` of the group, reused (from ``cache``) while its
+    hyperparameters are the same Python numbers as at the last step: building the 0-d tensors costs
+    a few microseconds each, every step. (Hyperparameters given as tensors are read afresh.)"""
+    key = tuple((k, group[k]) for k in opt._scalar_names)
+    if not (cache and all(_plain(v) for _, v in key) and cache[0] == key):
+        cache[:] = [key, scalars(group, opt._scalar_names, opt._zero_decay_structural)]
+    return cache[1]
+
+
 @torch.no_grad()
 def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group on the packed layout."""
     entry = opt._packs.get(id(group))
     if entry is None or entry[0] is not group:
-        entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]))
-    _, packs, rest = entry
-    h = scalars(group, opt._scalar_names, opt._zero_decay_structural)
+        entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]), [])
+    _, packs, rest, cache = entry
+    h = _group_scalars(opt, group, cache)
     flags = opt._options(group)
     for p in rest:
         if p.grad is not None:
@@ -370,4 +384,4 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     for p in unpackable:
         if p.grad is not None:
             reference_update(opt, p, group, h)
-    opt._packs[id(group)] = (group, packs[:i] + new, rest + unpackable)
+    opt._packs[id(group)] = (group, packs[:i] + new, rest + unpackable, cache)
