@@ -95,7 +95,7 @@ def test_params_grads_and_state_are_views_of_flat_buffers():
     for p in params:
         p.grad = torch.ones_like(p)
     opt.step()
-    (_, [pack], rest) = opt._packs[id(opt.param_groups[0])]
+    (_, [pack], rest, _) = opt._packs[id(opt.param_groups[0])]
     assert rest == []
     base = pack.flat_p.data_ptr()
     size = pack.flat_p.element_size()
@@ -208,6 +208,38 @@ def test_compiled_packed_engine_matches_reference_and_never_recompiles(monkeypat
         b = trajectory(lambda ps: adamlab.Adam(ps, engine="packed"), steps=50, before_step=tweak)
     assert_trajectories_close(a, b)
     assert counters["stats"]["unique_graphs"] == 1  # one graph for all 50 steps: no recompilation
+
+
+@pytest.mark.parametrize(
+    ("make", "key", "values", "kernels"),
+    [
+        (lambda ps, engine: adamlab.SWATS(ps, lr=1e-2, engine=engine), "weight_decay", (0.0, 0.01, 0.02), 2),
+        (lambda ps, engine: adamlab.Padam(ps, lr=1e-2, engine=engine), "partial", (0.25, 0.3, 0.125), 3),
+    ],
+    ids=["swats-zero-decay", "padam-roots"],
+)
+def test_specialized_kernels_compile_once_each_and_match_reference(monkeypatch, make, key, values, kernels):
+    """SWATS without weight decay and Padam with partial 1/2, 1/4, 1/8 run kernels of their own: a
+    schedule moving in and out of those values compiles each kernel once, not once per step."""
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+    counters = torch._dynamo.utils.counters
+
+    def graphs(before_step):
+        torch._dynamo.reset()
+        counters.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            out = trajectory(lambda ps: make(ps, "packed"), steps=30, before_step=before_step)
+        return out, counters["stats"]["unique_graphs"]
+
+    def tweak(opt, t):
+        for g in opt.param_groups:
+            g[key] = values[t % len(values)]
+
+    _, fixed = graphs(lambda opt, t: None)  # (one graph per distinct pack structure and size class)
+    b, scheduled = graphs(tweak)
+    assert_trajectories_close(trajectory(lambda ps: make(ps, "reference"), steps=30, before_step=tweak), b)
+    assert scheduled == kernels * fixed
 
 
 def test_deepcopy_keeps_the_engine_and_repacks_the_copy():

@@ -50,8 +50,11 @@ def decay(p: torch.Tensor, g: torch.Tensor, h: Any, decoupled: bool) -> torch.Te
     """Weight decay as torch.optim applies it; returns the gradient the rule goes on with.
 
     Coupled (L2): ``g <- g + weight_decay * p``. Decoupled (AdamW): ``p <- p * (1 - lr * weight_decay)``
-    before the update, the gradient unchanged. With ``weight_decay = 0`` both are exact no-ops.
+    before the update, the gradient unchanged. With ``weight_decay = 0`` both are exact no-ops; with
+    no ``h.weight_decay`` (zero, for an optimizer with ``_zero_decay_structural``) nothing is done.
     """
+    if not hasattr(h, "weight_decay"):
+        return g
     if decoupled:
         p.mul_(1 - h.lr * h.weight_decay)
         return g
@@ -63,8 +66,8 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     Subclasses set ``_checks`` (hyperparameter name -> check, see :mod:`adamlab.optim._checks`) and
     implement ``_init_state(p, group)`` and the static ``_rule(p, g, state, h, group)``. ``h`` holds
-    the group's numeric hyperparameters as 0-d float64 tensors; ``group`` is read only for
-    structural options (booleans such as ``amsgrad``).
+    the group's numeric hyperparameters as 0-d float64 tensors; the rule's ``group`` holds only the
+    structural options (:meth:`_options`: booleans such as ``amsgrad``).
 
     A rule that needs per-tensor or per-row sums also sets ``_reduction``, a function of a param
     giving what its rule sums over (``"tensor"``, ``"rows"``, or None where the rule is elementwise
@@ -74,6 +77,12 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     _checks: ClassVar[dict[str, _checks.Check]] = {}
     _reduction: ClassVar[Callable[[torch.Tensor], str | None] | None] = None
+    _zero_decay_structural: ClassVar[bool] = False
+    """True: a zero ``weight_decay`` is left out of ``h`` and the rule skips weight decay (the same
+    numbers for finite params: ``g + 0 * p`` is ``g``), a structural choice: on the packed engine a schedule moving the
+    decay to or from 0 compiles a second kernel (once). SWATS sets it, so that without weight decay
+    its per-tensor sums do not read the params and inductor updates them in place (if those sums
+    read them, it writes the new params into a temporary and copies them over: one more pass)."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
         self.check_hyperparameters({**defaults, "engine": engine})
@@ -129,6 +138,12 @@ class RuleOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
 
     # -- the algorithm ---------------------------------------------------------------------------
+
+    def _options(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The structural options the rule reads as its ``group`` argument: the group's booleans
+        (``amsgrad``...), and what a subclass adds (hashable values). Both engines pass these; the
+        packed engine compiles one kernel per distinct set of options."""
+        return {k: v for k, v in group.items() if isinstance(v, bool)}
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -4,7 +4,7 @@ This is the readable definition of every adamlab optimizer and what the tests ru
 For each param group it builds the group's numeric hyperparameters once as 0-d float64 tensors
 (``h.lr``, ``h.beta1``, ``h.beta2``, ``h.eps``, ...; see :func:`scalars`), then for each param that
 has a gradient: creates its state lazily, increments ``state["step"]``, negates the gradient under
-``maximize``, and calls the rule (with the param's segments, :mod:`adamlab.optim._segments`, for a
+``maximize``, and calls the rule with the group's structural options (``opt._options(group)``) (with the param's segments, :mod:`adamlab.optim._segments`, for a
 rule that reduces). Params whose ``.grad`` is None are skipped entirely (no update,
 no weight decay, no state change), as in torch.optim. Complex params are updated as real views
 (``torch.view_as_real``), as torch.optim does, so real and imaginary parts are independent
@@ -29,15 +29,19 @@ if TYPE_CHECKING:
 _NOT_SCALARS = {"params", "param_names"}
 
 
-def scalars(group: dict[str, Any], names: set[str]) -> SimpleNamespace:
+def scalars(group: dict[str, Any], names: set[str], zero_decay_structural: bool = False) -> SimpleNamespace:
     """The group's numeric hyperparameters among ``names`` as 0-d float64 CPU tensors.
 
     ``betas`` is split into ``beta1``, ``beta2`` (and ``beta3``... when longer). Booleans are
-    structural options, read from the group by the rule itself, and are not included.
+    structural options, read from the group by the rule itself, and are not included. With
+    ``zero_decay_structural`` (:attr:`~adamlab.optim._base.RuleOptimizer._zero_decay_structural`), a
+    zero ``weight_decay`` is left out, and :func:`~adamlab.optim._base.decay` then does nothing.
     """
     h = SimpleNamespace()
     for key in names:
         value = group[key]
+        if zero_decay_structural and key == "weight_decay" and value == 0:
+            continue
         if key == "betas":
             for i, b in enumerate(value, start=1):
                 setattr(h, f"beta{i}", torch.as_tensor(b, dtype=torch.float64).detach().cpu())
@@ -63,16 +67,17 @@ def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any],
         g = -g
     if p.is_complex():
         p, g, state = _real_view(p), _real_view(g), {k: _real_view(v) for k, v in state.items()}
+    options = opt._options(group)
     if opt._reduction is None:
-        opt._rule(p, g, state, h, group)
+        opt._rule(p, g, state, h, options)
     else:
-        opt._rule(p, g, state, h, group, reference_segments(opt._reduction(p), p))
+        opt._rule(p, g, state, h, options, reference_segments(opt._reduction(p), p))
 
 
 @torch.no_grad()
 def reference_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group, tensor by tensor."""
-    h = scalars(group, opt._scalar_names)
+    h = scalars(group, opt._scalar_names, opt._zero_decay_structural)
     for p in group["params"]:
         if p.grad is not None:
             reference_update(opt, p, group, h)

@@ -56,7 +56,10 @@ class SWATS(RuleOptimizer):
     - :math:`\Lambda` is taken as it is: the paper puts no sign check on it (some third-party
       implementations additionally require :math:`\Lambda > 0`; this one does not).
     - ``weight_decay`` (not in the paper) is L2, added to the gradient before either phase; it is 0
-      by default, so the default is the paper's algorithm.
+      by default, so the default is the paper's algorithm. A zero ``weight_decay`` skips the decay
+      (``_zero_decay_structural``): the packed engine then updates the params in place, in the same
+      pass as the per-tensor sums; with weight decay those sums read the params, and inductor writes
+      the new params into a temporary and copies them over (one more pass).
     - Defaults ``lr=1e-3, betas=(0.9, 0.999), eps=1e-9`` as the paper. After the switch ``lr`` is
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
@@ -83,6 +86,7 @@ class SWATS(RuleOptimizer):
 
     _checks = dict(ADAM_CHECKS)
     _reduction = staticmethod(lambda p: "tensor")
+    _zero_decay_structural = True
 
     def __init__(
         self,
