@@ -347,3 +347,18 @@ def test_compiled_reducing_rules_match_reference(cls, kw, monkeypatch):
         warnings.simplefilter("error", RuntimeWarning)  # a compile failure would warn and run eagerly
         b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), skip=skip)
     assert_trajectories_close(a, b)
+
+
+def test_kernel_inputs_are_in_the_same_order_in_every_process():
+    """The hyperparameters enter the compiled kernel in the declared order, not a set's: a set's order
+    changes with each process's string hashing, so every new process missed inductor's on-disk cache."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import torch, adamlab; print([adamlab.create(n, [torch.zeros(2)])._scalar_names for n in ('adam', 'swats', 'padam')])"
+    outs = set()
+    for seed in ("0", "1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    assert len(outs) == 1, outs

@@ -91,8 +91,11 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     @property
-    def _scalar_names(self) -> set[str]:
-        return set(self._checks)
+    def _scalar_names(self) -> tuple[str, ...]:
+        # in the declared order, never a set: the order of the hyperparameters is the order of the
+        # compiled kernel's inputs, and a set's order changes with each process's string hashing,
+        # which made every new process miss inductor's on-disk graph cache
+        return tuple(self._checks)
 
     @classmethod
     def check_hyperparameters(cls, values: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ rule can later run on other layouts of the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 _NOT_SCALARS = {"params", "param_names"}
 
 
-def scalars(group: dict[str, Any], names: set[str], zero_decay_structural: bool = False) -> SimpleNamespace:
+def scalars(group: dict[str, Any], names: Iterable[str], zero_decay_structural: bool = False) -> SimpleNamespace:
     """The group's numeric hyperparameters among ``names`` as 0-d float64 CPU tensors.
 
     ``betas`` is split into ``beta1``, ``beta2`` (and ``beta3``... when longer). Booleans are
