@@ -119,3 +119,17 @@ def test_check_is_cheap():
     code = "import sys; from adamlab.optim.registry import check; check('adam', lr=1e-3); print('torch._dynamo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch):
+    """``adamlab list | head -1``: the reader goes away mid-output; exit 0, no traceback."""
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["list"]) == 0

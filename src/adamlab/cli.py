@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -72,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"adamlab: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`adamlab show --json | head`): stop quietly, as Unix tools do, and
+        # point stdout at /dev/null so the interpreter's final flush does not raise again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+            pass
+        return 0
 
 
 if __name__ == "__main__":
