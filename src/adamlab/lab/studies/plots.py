@@ -42,16 +42,11 @@ def finished(runs: Iterable[Run]) -> list[Run]:
     return [r for r in runs if r["status"] == "finished"]
 
 
-def hp_key(run: Run, drop: Sequence[str] = ()) -> str:
-    """The run's hyperparameters (less ``drop``) as canonical JSON, for grouping."""
-    return json.dumps({k: v for k, v in run["hyperparameters"].items() if k not in drop}, sort_keys=True)
-
-
-def configs(runs: Iterable[Run], drop: Sequence[str] = ()) -> dict[tuple[str, str, str], list[Run]]:
-    """Finished runs grouped by (problem, optimizer, hyperparameters less ``drop``), seeds together, in order."""
+def configs(runs: Iterable[Run]) -> dict[tuple[str, str, str], list[Run]]:
+    """Finished runs grouped by (problem, optimizer, hyperparameters as canonical JSON), seeds together, in order."""
     out: dict[tuple[str, str, str], list[Run]] = {}
     for run in finished(runs):
-        out.setdefault((run["problem"], run["optimizer"], hp_key(run, drop)), []).append(run)
+        out.setdefault((run["problem"], run["optimizer"], json.dumps(run["hyperparameters"], sort_keys=True)), []).append(run)
     return out
 
 
@@ -70,13 +65,7 @@ def mean(values: Sequence[float]) -> float:
 
 def best_configs(runs: Iterable[Run], metric: str, mode: str = "min") -> dict[tuple[str, str], list[Run]]:
     """Per (problem, optimizer), the seed runs of the hyperparameters with the best mean final ``metric``."""
-    best: dict[tuple[str, str], tuple[float, list[Run]]] = {}
-    sign = 1 if mode == "min" else -1
-    for (problem, optimizer, _), group in configs(runs).items():
-        score = sign * mean([final(r, metric, mode) for r in group])
-        if (problem, optimizer) not in best or score < best[problem, optimizer][0]:
-            best[problem, optimizer] = (score, group)
-    return {key: group for key, (_, group) in best.items()}
+    return best_by(runs, lambda run: (run["problem"], run["optimizer"]), metric, mode)
 
 
 def seed_curves(store: Any, runs: Sequence[Run], metric: str, kind: str = "eval") -> tuple[list[int], list[float], list[float]]:
@@ -241,14 +230,15 @@ def time_to_target(groups: dict[tuple[str, str], list[Run]], target: str) -> Tab
     )
 
 
-def best_by(runs: Iterable[Run], label: Callable[[Run], str | None], metric: str, mode: str = "min") -> dict[str, list[Run]]:
-    """Per variant ``label(run)`` (e.g. "padam p=1/4"), the seed runs of the hyperparameters with the best mean final ``metric``.
+def best_by(runs: Iterable[Run], label: Callable[[Run], Any], metric: str, mode: str = "min") -> dict[Any, list[Run]]:
+    """Per variant ``label(run)`` (e.g. "padam p=1/4", or (problem, optimizer) for :func:`best_configs`),
+    the seed runs of the hyperparameters with the best mean final ``metric``.
 
-    Like :func:`best_configs`, with variants instead of optimizers, for studies that compare settings
-    of one optimizer (an exponent, a schedule) each at its own best learning rate. Runs whose label
-    is ``None`` are left out. Variants keep the order in which they first appear in ``runs``.
+    For studies that compare settings of one optimizer (an exponent, a schedule) each at its own
+    best learning rate. Runs whose label is ``None`` are left out. Variants keep the order in which
+    they first appear in ``runs``.
     """
-    best: dict[str, tuple[float, list[Run]]] = {}
+    best: dict[Any, tuple[float, list[Run]]] = {}
     sign = 1 if mode == "min" else -1
     for group in configs(runs).values():
         name = label(group[0])
