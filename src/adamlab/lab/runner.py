@@ -60,8 +60,8 @@ def execute_job(config: dict[str, Any], report: StepCallback | None = None, job_
 
     The run: ``problem.build(seed)``; ``adamlab.create(optimizer, trial.parameters(), **hp)``
     (with the run controls of :mod:`adamlab.lab.controls` taken out of ``hp`` and applied around
-    the optimizer: schedules before each step, diagnostics attached); evaluate at step 0; ``trial.step(opt, t)`` for t = 1..steps, keeping its metrics every
-    ``log_every`` steps; evaluate every ``eval_every`` steps and after the last. It runs with one
+    the optimizer: schedules before each step, diagnostics attached); evaluate at step 0;
+    ``trial.step(opt, t)`` for t = 1..steps, keeping its metrics every ``log_every`` steps; evaluate every ``eval_every`` steps and after the last. It runs with one
     torch thread and torch's global RNG seeded with the seed (both restored after), so the same
     config gives the same metrics bit for bit. A non-finite training loss stops the run early with
     ``diverged = True``.
@@ -465,6 +465,14 @@ class Summary:
         return text + f" -> {self.db}"
 
 
+def _all_finished(total: int, db: str | os.PathLike[str], display: Progress, t0: float) -> Summary:
+    """The summary (and display) of a sweep whose ``total`` jobs were all finished before."""
+    summary = Summary(total=total, skipped=total, db=str(db), seconds=time.perf_counter() - t0)
+    display.start(total, total, 0, "")
+    display.close(summary.line())
+    return summary
+
+
 def run_sweep(
     sweep: Sweep | str | os.PathLike[str] | dict[str, Any],
     db: str | os.PathLike[str],
@@ -481,6 +489,9 @@ def run_sweep(
     this process). ``progress``: ``"auto"``, ``"rich"``, ``"plain"``, ``"none"`` or a
     :class:`~adamlab.lab.progress.Progress`. KeyboardInterrupt stops the workers, keeps every
     stored job, and propagates; :class:`WorkerLost` likewise after storing what finished.
+
+    The store records the job ids of each sweep it expanded (:meth:`Sweep.cache_key`), so a rerun
+    whose jobs are all finished returns without expanding the sweep (and without importing torch).
     """
     t0 = time.perf_counter()
     if isinstance(sweep, dict):
@@ -495,10 +506,7 @@ def run_sweep(
             known = store.sweep_job_ids(key)
             if known is not None and set(known) <= store.finished_ids():
                 # finished before: nothing to expand or run, and no torch to import
-                summary = Summary(total=len(known), skipped=len(known), db=str(db), seconds=time.perf_counter() - t0)
-                display.start(len(known), len(known), 0, "")
-                display.close(summary.line())
-                return summary
+                return _all_finished(len(known), db, display, t0)
     jobs = sweep.jobs()
     make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched
     store = Store.open(db, create=True)
@@ -507,12 +515,9 @@ def run_sweep(
             store.remember_sweep(key, [job.id for job in jobs])
         done = store.finished_ids()
         pending = [job for job in jobs if job.id not in done]
-        summary = Summary(total=len(jobs), skipped=len(jobs) - len(pending), db=str(db))
         if not pending:
-            summary.seconds = time.perf_counter() - t0
-            display.start(len(jobs), summary.skipped, 0, "")
-            display.close(summary.line())
-            return summary
+            return _all_finished(len(jobs), db, display, t0)
+        summary = Summary(total=len(jobs), skipped=len(jobs) - len(pending), db=str(db))
         runner = make_executor(executor, workers, address, len(pending))
         by_id = {job.id: job for job in pending}
 
