@@ -34,6 +34,7 @@ ELEMENTWISE = [
     (adamlab.AdaBound, {"amsbound": True, "final_lr": 0.02}),
     (adamlab.Padam, {"partial": 0.125, "weight_decay": 0.05}),
     (adamlab.Padam, {"bias_correction": False}),
+    (adamlab.Padam, {"partial": 0.3}),  # the general power, exp(2p log d)
 ]
 REDUCING = [  # per-tensor (SWATS) and per-row (ND-Adam) reductions: segment sums on the packed layout
     (adamlab.SWATS, {}),
@@ -92,9 +93,12 @@ def test_packed_equals_reference_with_schedule_and_two_groups(cls, kw):
 def test_params_grads_and_state_are_views_of_flat_buffers():
     params = make_params()
     opt = adamlab.Adam(params, engine="packed")
-    for p in params:
-        p.grad = torch.ones_like(p)
-    opt.step()
+    assigned = [torch.ones_like(p) for p in params]
+    for p, g in zip(params, assigned):
+        p.grad = g
+    opt.step()  # fresh grads are copied in; p.grad stays the tensor the user assigned...
+    assert all(p.grad is g for p, g in zip(params, assigned))
+    opt.step()  # ...until the same grad is found again: then it becomes the view (no copies from then on)
     (_, [pack], rest, _) = opt._packs[id(opt.param_groups[0])]
     assert rest == []
     base = pack.flat_p.data_ptr()
@@ -118,6 +122,28 @@ def test_training_loop_with_zero_grad_and_backward_equals_reference():
             model(x).pow(2).mean().backward()
             opt.step()
         return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert (run("reference") - run("packed")).abs().max().item() <= 1e-12
+
+
+def test_fresh_assigned_and_persistent_grads_mixed_equal_reference():
+    # each step: some params get a fresh grad tensor (as backward after zero_grad(set_to_none=True)),
+    # some keep the grad object they had (accumulation, set_to_none=False), one has none every 5th step
+    def run(engine):
+        params = make_params()
+        opt = adamlab.Adam(params, lr=1e-2, engine=engine)
+        gen = torch.Generator().manual_seed(3)
+        for t in range(30):
+            for i, p in enumerate(params):
+                g = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                if i == 0 and t % 5 == 4:
+                    p.grad = None
+                elif i % 2 == 0 or p.grad is None:
+                    p.grad = g
+                else:
+                    p.grad.copy_(g)
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in params])
 
     assert (run("reference") - run("packed")).abs().max().item() <= 1e-12
 

@@ -96,6 +96,24 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())
 
 
+def test_bench_fresh_grads_gives_every_step_new_grad_tensors(capsys, monkeypatch):
+    from adamlab import bench
+
+    params = [torch.zeros(3, requires_grad=True) for _ in range(2)]
+    renew = bench._fresh_grads(params)
+    seen = []
+    for _ in range(3):
+        renew()
+        seen.append([p.grad for p in params])
+    assert all(g is not h for a, b in zip(seen, seen[1:]) for g, h in zip(a, b))  # new objects each step
+    assert all(g.abs().sum() > 0 for gs in seen for g in gs)
+    monkeypatch.setitem(bench.CASES, "b", (20_000, 10))
+    monkeypatch.setenv("ADAMLAB_COMPILE", "0")
+    assert main(["bench", "--cases", "b", "--optimizers", "adam", "--reps", "2", "--threads", "1", "--fresh-grads"]) == 0
+    out = capsys.readouterr().out
+    assert "new grad tensors every step" in out and "adamlab adam packed" in out
+
+
 def test_check_raises_what_create_raises_without_building_anything():
     from adamlab.optim.registry import check
 

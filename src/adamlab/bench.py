@@ -6,7 +6,10 @@ torch.optim.Adam(fused=True) step taken right after it (the two alternate), so t
 during the run cancels; rows also show the achieved memory bandwidth
 (bytes an ideal one-pass step must move: read param and grad, read and write each per-element state
 slot, write param) against the machine's measured in-place bandwidth (:func:`memory_bandwidth`). Gradients stay in place between
-steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step.
+steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step;
+with ``fresh_grads`` (``adamlab bench --fresh-grads``), every step of every optimizer is preceded, untimed,
+by ``zero_grad()`` and new gradient tensors, as a training loop's ``backward()`` leaves them
+(the packed engine then copies them into its flat buffer inside the timed step).
 
 ``--first-step`` also times the first step (compilation included) in fresh processes: once with an
 empty inductor cache (cold) and once again with that cache filled (warm).
@@ -47,12 +50,14 @@ def _params(numel: int, tensors: int, seed: int = 0) -> list[torch.Tensor]:
     return ps
 
 
-def time_steps(step: Callable[[], object], reps: int, warmup: int = 2) -> float:
-    """Median milliseconds of ``reps`` calls after ``warmup`` calls."""
+def time_steps(step: Callable[[], object], reps: int, warmup: int = 2, before: Callable[[], object] = lambda: None) -> float:
+    """Median milliseconds of ``reps`` calls after ``warmup`` calls; ``before`` runs, untimed, before each."""
     for _ in range(warmup):
+        before()
         step()
     times = []
     for _ in range(reps):
+        before()
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -112,17 +117,26 @@ def _create(name: str, params: list[torch.Tensor], engine: str) -> torch.optim.O
     return create(name, params, lr=1e-3, engine=engine)
 
 
-def time_against(step: Callable[[], object], baseline: Callable[[], object], reps: int, warmup: int = 2) -> tuple[float, float]:
+def time_against(
+    step: Callable[[], object],
+    baseline: Callable[[], object],
+    reps: int,
+    warmup: int = 2,
+    before: Callable[[], object] = lambda: None,
+) -> tuple[float, float]:
     """(median ms of ``step``, median of the per-pair ratios step/baseline), the two alternating.
 
     The machine's memory bandwidth drifts (other tenants): timing the two steps in turns, one
-    after the other, makes each ratio compare like with like.
+    after the other, makes each ratio compare like with like. ``before`` runs, untimed, before each
+    pair (the gradients of a training loop).
     """
     for _ in range(warmup):
+        before()
         step()
         baseline()
     times, ratios = [], []
     for _ in range(reps):
+        before()
         start = time.perf_counter()
         step()
         mid = time.perf_counter()
@@ -133,21 +147,41 @@ def time_against(step: Callable[[], object], baseline: Callable[[], object], rep
     return 1e3 * statistics.median(times), statistics.median(ratios)
 
 
-def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print) -> list[Row]:
+def _fresh_grads(*param_lists: list[torch.Tensor]) -> Callable[[], None]:
+    """What ``zero_grad()`` then ``backward()`` do to the grads: new tensors every step (two sets, alternating)."""
+    sets = [[[torch.randn_like(p) * 1e-2 for p in ps] for _ in range(2)] for ps in param_lists]
+    turn = [0]
+
+    def renew() -> None:
+        turn[0] ^= 1
+        for ps, grads in zip(param_lists, sets):
+            for p, g in zip(ps, grads[turn[0]]):
+                p.grad = None
+                p.grad = g
+
+    return renew
+
+
+def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print, fresh_grads: bool = False) -> list[Row]:
     numel, tensors = CASES[case]
     params = _params(numel, tensors)
     nbytes = numel * 4
     fused = torch.optim.Adam(params, lr=1e-3, fused=True)
-    base = time_steps(fused.step, reps)
+    renew = _fresh_grads(params) if fresh_grads else lambda: None
+    base = time_steps(fused.step, reps, before=renew)
     rows = [Row("torch Adam fused", base, 7 * nbytes / base / 1e6)]
-    out(f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors; in-place bandwidth {bandwidth:.1f} GB/s")
+    grads = "new grad tensors every step (zero_grad + backward)" if fresh_grads else "grads in place"
+    out(
+        f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors, {grads}; in-place bandwidth {bandwidth:.1f} GB/s"
+    )
     out(f"{'optimizer':<34} {'ms/step':>9} {'x fused':>8} {'GB/s':>7} {'% of bw':>9}")
     out(f"{rows[0].name:<34} {base:>9.2f} {1.0:>8.2f} {rows[0].gbs:>7.1f} {100 * rows[0].gbs / bandwidth:>8.0f}%")
     for label, make in _contenders(names):
         contender = _params(numel, tensors)
         opt = make(contender)
         slow = "reference" in label or "foreach" in label or "0.0.5" in label or "0.2.1" in label
-        ms, ratio = time_against(opt.step, fused.step, max(3, reps // 3) if slow else reps)
+        before = _fresh_grads(contender, params) if fresh_grads else lambda: None
+        ms, ratio = time_against(opt.step, fused.step, max(3, reps // 3) if slow else reps, before=before)
         moved = (3 + 2 * _state_slots(opt)) * nbytes
         row = Row(label, ms, moved / ms / 1e6)
         rows.append(row)
@@ -179,7 +213,15 @@ def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool, threads: int | None, out=print) -> None:
+def main(
+    cases: list[str],
+    names: list[str] | None,
+    reps: int,
+    first_step: bool,
+    threads: int | None,
+    fresh_grads: bool = False,
+    out=print,
+) -> None:
     from .optim.registry import REGISTRY, available
 
     threads = threads or torch.get_num_threads()
@@ -188,7 +230,7 @@ def main(cases: list[str], names: list[str] | None, reps: int, first_step: bool,
     bandwidth = memory_bandwidth()
     out(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; median of {reps} steps")
     for case in cases:
-        run_case(case, names, reps, bandwidth, out)
+        run_case(case, names, reps, bandwidth, out, fresh_grads)
     if first_step:
         out(f"\nfirst packed step, seconds (compile included): case ({cases[0]})")
         out(f"{'optimizer':<12} {'cold cache':>10} {'warm cache':>10}")

@@ -36,7 +36,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
-    bench_main(args.cases, args.optimizers, args.reps, args.first_step, args.threads)
+    bench_main(args.cases, args.optimizers, args.reps, args.first_step, args.threads, args.fresh_grads)
     return 0
 
 
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=15, help="timed steps per row (median reported; default 15)")
     p.add_argument("--first-step", action="store_true", help="also time the first compiled step, cold and warm cache")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--fresh-grads", action="store_true", help="new grad tensors before every step, as zero_grad() + backward() leave them"
+    )
     p.set_defaults(func=_cmd_bench)
     from .lab.cli import add_commands
 

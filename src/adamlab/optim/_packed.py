@@ -25,14 +25,16 @@ segment, for a rule that reduces) for the step and read back. When some param ha
 step, the step takes the *exact path*: the reference engine's per-tensor update on the views, which
 writes into the same buffers. All paths run the same rule, so they and the two engines agree.
 
-Gradients: a gradient that is not already the view into the flat gradient buffer (a fresh tensor
-from ``backward()`` after ``zero_grad(set_to_none=True)``, or one the user assigned) is copied into
-it and ``p.grad`` is pointed at the view. A param whose storage moved (``model.to()``, a user
+Gradients: gradients that are not already the views into the flat gradient buffer (fresh tensors
+from ``backward()`` after ``zero_grad(set_to_none=True)``, or ones the user assigned) are copied into
+it by one ``torch._foreach_copy_``; ``p.grad`` stays the tensor autograd made, unless the same grad
+object is found at two steps in a row, which is then replaced by the view (no copies from then on). A param whose storage moved (``model.to()``, a user
 assigning ``p.data``) is detected by its data pointer and the pack is rebuilt.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import types
@@ -240,7 +242,8 @@ class Pack:
             if old:
                 self._adopt(i, old)
         self.ptrs = [p.data_ptr() for p in params]
-        self.grad_ptrs = [self._slice(self.flat_g, i).data_ptr() for i in range(len(params))]
+        self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(params)]
+        self.seen = [0] * len(params)  # ids of the grads found at the last step
         self.uniform = False
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
 
@@ -262,29 +265,36 @@ class Pack:
                 state[key] = view
         self.opt.state[p] = state
 
-    @torch.no_grad()
+    def _gather_grads(self) -> bool:
+        """Bring this step's gradients into ``flat_g``; False (nothing copied) when some param has none.
+
+        The usual cases, in C-speed passes over the params: every ``p.grad`` is still the view into
+        ``flat_g`` (nothing to do), or ``backward()`` after ``zero_grad()`` left fresh tensors: one
+        ``torch._foreach_copy_`` copies them in, and ``p.grad`` stays the tensor autograd made. A
+        grad object that persists from one step to the next (``zero_grad(set_to_none=False)``, or
+        accumulation) is replaced by the view once, so later steps copy nothing.
+        """
+        grads = list(map(_GRAD, self.params))
+        stale = [i for i, same in enumerate(map(operator.is_, grads, self.grad_views)) if not same]
+        if not stale:
+            return True
+        fresh = [grads[i] for i in stale]
+        if not all(map(operator.is_not, fresh, itertools.repeat(None))):
+            return False
+        if any(g.is_sparse for g in fresh):
+            raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
+        torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)  # (torch guarantees a grad has its param's shape)
+        for i in stale:
+            if id(grads[i]) == self.seen[i]:  # (ids, not references: holding last step's grads would keep them alive;
+                self.params[i].grad = self.grad_views[i]  # an id reused by a new tensor only adopts the view a step early)
+        self.seen = list(map(id, grads))
+        return True
+
     def step(self, h: Any, flags: dict[str, Any]) -> bool:
         """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
-        # the usual case, checked at C speed: params in place, every grad already the view into flat_g
-        try:
-            usual = list(map(_DATA_PTR, map(_GRAD, self.params))) == self.grad_ptrs
-        except (TypeError, RuntimeError):  # a grad is None (or sparse: refused below)
-            usual = False
-        if usual and list(map(_DATA_PTR, self.params)) != self.ptrs:
+        if list(map(_DATA_PTR, self.params)) != self.ptrs:
             return False
-        missing = False
-        for i, (p, ptr, grad_ptr) in enumerate(zip(self.params, self.ptrs, self.grad_ptrs) if not usual else ()):
-            if p.data_ptr() != ptr:
-                return False
-            g = p.grad
-            if g is None:
-                missing = True
-            elif g.is_sparse:
-                raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
-            elif g.data_ptr() != grad_ptr:  # (torch guarantees a grad has the param's shape)
-                view = self._slice(self.flat_g, i).view_as(p)
-                view.copy_(g)
-                p.grad = view
+        missing = not self._gather_grads()
         if not self.stateful:
             for i, p in enumerate(self.params):
                 if p.grad is not None and not self.opt.state.get(p):
@@ -359,7 +369,6 @@ def _group_scalars(opt: RuleOptimizer, group: dict[str, Any], cache: list) -> An
     return cache[1]
 
 
-@torch.no_grad()
 def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group on the packed layout."""
     entry = opt._packs.get(id(group))

@@ -54,10 +54,13 @@ class Padam(RuleOptimizer):
     ``partial`` is a group hyperparameter read at every step (it enters the rule as a 0-d tensor),
     so a schedule may change it between steps: :class:`adamlab.schedules.PartialExponentDecay`
     implements seed 003's decaying exponent. For ``partial`` exactly 1/2, 1/4 or 1/8 the power
-    :math:`2p` is taken as 0, 1 or 2 square roots (correctly rounded: within an ulp or two of
-    ``pow``, and several times cheaper than an elementwise ``pow``); on the packed engine these three
-    values and the general ``pow`` each get a compiled kernel of their own (compiled once, when first
-    met). Values outside (0, 1/2] raise ``ValueError`` when set
+    :math:`2p` is taken as 0, 1 or 2 square roots (correctly rounded); any other :math:`p` as
+    :math:`d^{2p} = \exp(2p \log d)` (:math:`d = \sqrt{\hat v_t} + \epsilon`), which in float32 is within
+    about 1e-6 relative of ``pow`` (a few ulps; the error of :math:`\log d` scaled by :math:`2p`) and
+    which inductor vectorizes: on 25M floats on a 2-core CPU ``m / d ** e`` took 36.7 ms, ``m / exp(e * log d)``
+    15.1 ms (the packed engine's Padam step 4.2x -> see the README for the ratio to fused Adam). Both
+    engines use the same formula; on the packed engine the three root counts and the general case
+    each get a compiled kernel of their own (compiled once, when first met). Values outside (0, 1/2] raise ``ValueError`` when set
     through the constructor, ``add_param_group`` or ``load_state_dict``.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (the layout of
@@ -107,7 +110,7 @@ class Padam(RuleOptimizer):
         torch.maximum(vmax, v, out=vmax)
         denom = vmax.sqrt() + h.eps
         if group["roots"] is None:
-            denom = denom ** (2 * h.partial)
+            denom = torch.exp(torch.log(denom) * (2 * h.partial))
         else:
             for _ in range(group["roots"]):
                 denom = denom.sqrt()
