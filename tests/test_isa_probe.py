@@ -1,0 +1,67 @@
+"""The CPU vector-ISA probe is recorded once per machine and skipped in later processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"), reason="x86-64 Linux only"
+)
+
+_PROBE = """
+import json, subprocess, sys
+from torch._inductor import cpu_vec_isa
+from adamlab.optim._isa import probe_once
+children = []
+run = subprocess.run
+def counting(cmd, *a, **k):
+    if "LoadLibrary" in str(cmd):
+        children.append(cmd)
+    return run(cmd, *a, **k)
+subprocess.run = counting
+if sys.argv[1] == "fail-avx2":
+    ok = cpu_vec_isa.VecISA.check_build
+    cpu_vec_isa.VecISA.check_build = lambda self, code: False if str(self) == "avx2" else ok(self, code)
+with probe_once():
+    found = [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]
+print(json.dumps({"found": found, "children": len(children)}))
+"""
+
+
+def _probe(cache: str, mode: str = "") -> dict:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _records(cache: str) -> list[str]:
+    return [f for f in os.listdir(cache) if f.startswith("adamlab-vec-isa-")] if os.path.isdir(cache) else []
+
+
+def test_probe_recorded_once_then_skipped_with_the_same_result(tmp_path):
+    cache = str(tmp_path / "inductor")
+    first = _probe(cache)
+    if not first["found"]:
+        pytest.skip("no vector ISA usable here")
+    assert first["children"] >= 1  # inductor's own probe ran
+    [record] = _records(cache)
+    assert json.load(open(os.path.join(cache, record))) == {"usable": first["found"]}
+    second = _probe(cache)
+    assert second["found"] == first["found"]
+    # the base probe of each claimed set is skipped (AVX-512's own bf16/VNNI checks still run)
+    assert second["children"] <= first["children"] - len(first["found"])
+
+
+def test_nothing_recorded_when_a_claimed_isa_fails(tmp_path):
+    cache = str(tmp_path / "inductor")
+    first = _probe(cache, "fail-avx2")
+    assert "avx2" not in first["found"]
+    assert _records(cache) == []
+    again = _probe(cache, "fail-avx2")
+    assert again["found"] == first["found"]  # probed again, same verdict
