@@ -128,7 +128,8 @@ def test_training_loop_with_zero_grad_and_backward_equals_reference():
 
 def test_fresh_assigned_and_persistent_grads_mixed_equal_reference():
     # each step: some params get a fresh grad tensor (as backward after zero_grad(set_to_none=True)),
-    # some keep the grad object they had (accumulation, set_to_none=False), one has none every 5th step
+    # some keep the grad object they had (accumulation, set_to_none=False), sometimes with its storage
+    # swapped (p.grad.data = ...), one has none every 5th step
     def run(engine):
         params = make_params()
         opt = adamlab.Adam(params, lr=1e-2, engine=engine)
@@ -140,6 +141,8 @@ def test_fresh_assigned_and_persistent_grads_mixed_equal_reference():
                     p.grad = None
                 elif i % 2 == 0 or p.grad is None:
                     p.grad = g
+                elif t % 7 == 6:
+                    p.grad.data = g  # the same grad object, its storage swapped
                 else:
                     p.grad.copy_(g)
             opt.step()

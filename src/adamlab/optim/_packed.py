@@ -283,6 +283,7 @@ class Pack:
                 self._adopt(i, old)
         self.ptrs = [p.data_ptr() for p in params]
         self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(params)]
+        self.grad_ptrs = [g.data_ptr() for g in self.grad_views]
         self.seen = [0] * len(params)  # ids of the grads found at the last step
         self.uniform = False
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
@@ -308,25 +309,33 @@ class Pack:
     def _gather_grads(self) -> bool:
         """Bring this step's gradients into ``flat_g``; False (nothing copied) when some param has none.
 
-        The usual cases, in C-speed passes over the params: every ``p.grad`` is still the view into
-        ``flat_g`` (nothing to do), or ``backward()`` after ``zero_grad()`` left fresh tensors: one
+        The usual cases, in C-speed passes over the params: every ``p.grad`` still reads from its
+        place in ``flat_g`` (compared by data pointer, so a grad whose storage was swapped is
+        noticed), or ``backward()`` after ``zero_grad()`` left fresh tensors: one
         ``torch._foreach_copy_`` copies them in, and ``p.grad`` stays the tensor autograd made. A
         grad object that persists from one step to the next (``zero_grad(set_to_none=False)``, or
         accumulation) is replaced by the view once, so later steps copy nothing.
         """
         grads = list(map(_GRAD, self.params))
-        stale = [i for i, same in enumerate(map(operator.is_, grads, self.grad_views)) if not same]
-        if not stale:
-            return True
-        fresh = [grads[i] for i in stale]
-        if not all(map(operator.is_not, fresh, itertools.repeat(None))):
+        try:
+            if list(map(_DATA_PTR, grads)) == self.grad_ptrs:
+                return True
+        except (TypeError, RuntimeError):  # a grad is None (or sparse)
+            pass
+        if not all(map(operator.is_not, grads, itertools.repeat(None))):
             return False
-        if any(g.is_sparse for g in fresh):
+        if any(g.is_sparse for g in grads):
             raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
-        torch._foreach_copy_([self.grad_views[i] for i in stale], fresh)  # (torch guarantees a grad has its param's shape)
-        for i in stale:
+        stale = [i for i, (ptr, own) in enumerate(zip(map(_DATA_PTR, grads), self.grad_ptrs)) if ptr != own]
+        fresh = [grads[i] for i in stale]
+        views = [self.grad_views[i] for i in stale]
+        if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
+            self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(self.params)]
+            views = [self.grad_views[i] for i in stale]
+        torch._foreach_copy_(views, fresh)  # (torch guarantees a grad has its param's shape)
+        for i, view in zip(stale, views):
             if id(grads[i]) == self.seen[i]:  # (ids, not references: holding last step's grads would keep them alive;
-                self.params[i].grad = self.grad_views[i]  # an id reused by a new tensor only adopts the view a step early)
+                self.params[i].grad = view  # an id reused by a new tensor only adopts the view a step early)
         self.seen = list(map(id, grads))
         return True
 
