@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(
 _PROBE = """
 import json, subprocess, sys
 from torch._inductor import cpu_vec_isa
-from adamlab.optim._isa import probe_once
+from torch._inductor import config
+from adamlab.optim._isa import vec_isa_options
 children = []
 run = subprocess.run
 def counting(cmd, *a, **k):
@@ -28,9 +29,10 @@ subprocess.run = counting
 if sys.argv[1] == "fail-avx2":
     ok = cpu_vec_isa.VecISA.check_build
     cpu_vec_isa.VecISA.check_build = lambda self, code: False if str(self) == "avx2" else ok(self, code)
-with probe_once():
+options = vec_isa_options()
+with config.patch(options):  # as adamlab's compiles run
     found = [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]
-print(json.dumps({"found": found, "children": len(children)}))
+print(json.dumps({"found": found, "children": len(children), "options": options}))
 """
 
 
@@ -50,10 +52,11 @@ def test_probe_recorded_once_then_skipped_with_the_same_result(tmp_path):
     if not first["found"]:
         pytest.skip("no vector ISA usable here")
     assert first["children"] >= 1  # inductor's own probe ran
+    assert first["options"] == {"cpp.vec_isa_ok": True}
     [record] = _records(cache)
     assert json.load(open(os.path.join(cache, record))) == {"usable": first["found"]}
     second = _probe(cache)
-    assert second["found"] == first["found"]
+    assert second["found"] == first["found"] and second["options"] == first["options"]
     # the base probe of each claimed set is skipped (AVX-512's own bf16/VNNI checks still run)
     assert second["children"] <= first["children"] - len(first["found"])
 
@@ -62,6 +65,6 @@ def test_nothing_recorded_when_a_claimed_isa_fails(tmp_path):
     cache = str(tmp_path / "inductor")
     first = _probe(cache, "fail-avx2")
     assert "avx2" not in first["found"]
-    assert _records(cache) == []
+    assert _records(cache) == [] and first["options"] == {}
     again = _probe(cache, "fail-avx2")
     assert again["found"] == first["found"]  # probed again, same verdict

@@ -4,27 +4,25 @@ Before its first C++ kernel in a process, inductor checks every vector instructi
 ``/proc/cpuinfo`` claims (AVX2, AVX-512, ...) by building a test library for each and loading it in a
 child Python process: about 1 s on the 2-core development VM, a third of the first packed step with
 a warm compile cache. The verdict depends on the machine, the compiler and torch, not on the process,
-so :func:`probe_once` records it in inductor's cache directory when the probe found *every* claimed
-instruction set usable, and in later processes with the same record tells inductor to trust the
-claims (``torch._inductor.config.cpp.vec_isa_ok = True`` for that first compile only), which gives
-the same list without the base probe's children (AVX-512's extra checks for bf16 and VNNI
-instructions run as before: they decide compiler flags). Measured on the development VM (warm compile
-cache, Adam, 25M params): first packed step 2.56-2.73 s with the probe, 1.70-1.87 s without. Where any claimed set failed, nothing is recorded and inductor
-probes in every process as before; on non-x86 machines, or if inductor's internals differ from what
-this expects (another torch version), it does nothing.
+so :func:`vec_isa_options` records it in inductor's cache directory when the probe found *every*
+claimed instruction set usable, and then (in that process and later ones) compiles adamlab's kernels
+with ``cpp.vec_isa_ok=True``, which tells inductor to trust the claims: the same list without the
+base probe's children (AVX-512's extra checks for bf16 and VNNI instructions run as before: they
+decide compiler flags). Measured on the development VM (warm compile cache, Adam, 25M params): first
+packed step 2.56-2.73 s with the probe, 1.70-1.87 s without. Where any claimed set failed, nothing
+is recorded and inductor probes in every process as before; on non-x86 machines, or if inductor's
+internals differ from what this expects (another torch version), it does nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import platform
 import sys
-from collections.abc import Iterator
 
-_SETTLED = False
+_OPTIONS: dict[str, bool] | None = None
 
 
 def _claimed_and_record() -> tuple[list[str], str] | None:
@@ -42,34 +40,29 @@ def _claimed_and_record() -> tuple[list[str], str] | None:
     return claimed, os.path.join(cache_dir(), f"adamlab-vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
 
 
-@contextlib.contextmanager
-def probe_once() -> Iterator[None]:
-    """Around the process's first inductor compile: skip the ISA probe if this machine's record says it passes."""
-    global _SETTLED
-    if _SETTLED:
-        yield
-        return
-    try:
-        found = _claimed_and_record()
-    except Exception:  # noqa: BLE001 - inductor internals of another torch version: no shortcut
-        found = None
-    if found is None:
-        _SETTLED = True
-        yield
-        return
-    claimed, record = found
-    from torch._inductor import config, cpu_vec_isa
+def vec_isa_options() -> dict[str, bool]:
+    """Inductor options for adamlab's compiles: ``{"cpp.vec_isa_ok": True}`` where this machine's
+    probe found every claimed instruction set usable (recorded, or probed now and recorded), else
+    ``{}``. The same answer in every process of a machine, so the option (part of inductor's cache
+    key) does not make one process miss the kernels another compiled. Decided once per process."""
+    global _OPTIONS
+    if _OPTIONS is None:
+        _OPTIONS = {}
+        try:
+            found = _claimed_and_record()
+        except Exception:  # noqa: BLE001 - inductor internals of another torch version: no shortcut
+            found = None
+        if found is not None:
+            claimed, record = found
+            if os.path.isfile(record):
+                _OPTIONS = {"cpp.vec_isa_ok": True}
+            else:
+                from torch._inductor import cpu_vec_isa
 
-    if cpu_vec_isa.valid_vec_isa_list.cache_info().currsize:  # probed already in this process
-        yield
-    elif os.path.isfile(record):
-        with config.patch({"cpp.vec_isa_ok": True}):
-            yield
-    else:
-        yield
-        if claimed and [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == claimed:
-            os.makedirs(os.path.dirname(record), exist_ok=True)
-            with open(record + ".tmp", "w") as f:
-                json.dump({"usable": claimed}, f)
-            os.replace(record + ".tmp", record)
-    _SETTLED = True
+                if claimed and [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == claimed:  # the real probe
+                    os.makedirs(os.path.dirname(record), exist_ok=True)
+                    with open(record + ".tmp", "w") as f:
+                        json.dump({"usable": claimed}, f)
+                    os.replace(record + ".tmp", record)
+                    _OPTIONS = {"cpp.vec_isa_ok": True}
+    return _OPTIONS

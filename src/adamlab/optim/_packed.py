@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._engine import reference_update, scalars
-from ._isa import probe_once
+from ._isa import vec_isa_options
 from ._segments import Rows, segment_count, segment_length
 
 if TYPE_CHECKING:
@@ -200,13 +200,12 @@ def kernel(rule: Callable[..., None], structure: tuple, numel: int):
         if not compiled:
             _KERNELS[key] = fn
         else:
-            options = {"post_grad_custom_post_pass": _hoist_pass()}
+            options = {"post_grad_custom_post_pass": _hoist_pass(), **vec_isa_options()}
             compiled_fn = torch.compile(fn, dynamic=True, options=options)
 
             def run(*args: Any) -> None:
                 try:
-                    with probe_once():
-                        compiled_fn(*args)
+                    compiled_fn(*args)
                 except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same rule, eager
                     _KERNELS[key] = fn
                     if rule.__qualname__ not in _WARNED:
