@@ -55,12 +55,13 @@ class Padam(RuleOptimizer):
     so a schedule may change it between steps: :class:`adamlab.schedules.PartialExponentDecay`
     implements seed 003's decaying exponent. For ``partial`` exactly 1/2, 1/4 or 1/8 the power
     :math:`2p` is taken as 0, 1 or 2 square roots (correctly rounded); any other :math:`p` as
-    :math:`d^{2p} = \exp(2p \log d)` (:math:`d = \sqrt{\hat v_t} + \epsilon`), which in float32 is within
-    about 1e-6 relative of ``pow`` (a few ulps; the error of :math:`\log d` scaled by :math:`2p`) and
-    which inductor vectorizes: on 25M floats on a 2-core CPU ``m / d ** e`` took 36.7 ms, ``m / exp(e * log d)``
-    15.1 ms (the packed engine's Padam step 4.2x -> see the README for the ratio to fused Adam). Both
-    engines use the same formula; on the packed engine the three root counts and the general case
-    each get a compiled kernel of their own (compiled once, when first met). Values outside (0, 1/2] raise ``ValueError`` when set
+    :math:`d^{2p} = \exp(2p \log d)` (:math:`d = \sqrt{\hat v_t} + \epsilon`), which in float32 is
+    within 3e-6 relative of ``pow`` (tested over d in [1e-9, 1e4]: at most 2.2e-6, the rounding error
+    of :math:`\log d` scaled by :math:`2p`) and which inductor vectorizes: on 25M floats on a 2-core CPU ``m / d ** e`` took
+    36.7 ms, ``m / exp(e * log d)`` 15.1 ms; the packed Padam step with ``partial=0.3`` went from 4.2x
+    to 2.6x the time of torch's fused Adam. Both engines use the same formula; on the packed engine
+    the three root counts and the general case each get a compiled kernel of their own (compiled
+    once, when first met). Values outside (0, 1/2] raise ``ValueError`` when set
     through the constructor, ``add_param_group`` or ``load_state_dict``.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (the layout of
