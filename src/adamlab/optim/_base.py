@@ -81,8 +81,8 @@ class RuleOptimizer(torch.optim.Optimizer):
     """True: a zero ``weight_decay`` is left out of ``h`` and the rule skips weight decay (the same
     numbers for finite params: ``g + 0 * p`` is ``g``), a structural choice: on the packed engine a schedule moving the
     decay to or from 0 compiles a second kernel (once). SWATS sets it, so that without weight decay
-    its per-tensor sums do not read the params and inductor updates them in place (if those sums
-    read them, it writes the new params into a temporary and copies them over: one more pass)."""
+    its per-tensor sums do not read the params and inductor updates them in place in the pass that
+    takes the sums (with weight decay, SWATS updates them in a second pass: see its docstring)."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
         self.check_hyperparameters({**defaults, "engine": engine})

@@ -58,8 +58,11 @@ class SWATS(RuleOptimizer):
     - ``weight_decay`` (not in the paper) is L2, added to the gradient before either phase; it is 0
       by default, so the default is the paper's algorithm. A zero ``weight_decay`` skips the decay
       (``_zero_decay_structural``): the packed engine then updates the params in place, in the same
-      pass as the per-tensor sums; with weight decay those sums read the params, and inductor writes
-      the new params into a temporary and copies them over (one more pass).
+      pass as the per-tensor sums. With weight decay those sums read the params; updated in the same
+      pass, inductor would write the new params into a temporary it allocates every step (24,400
+      page faults per step for 25M params, 3.7x the time of fused Adam), so the rule breaks the
+      compiled graph there and updates the params in a second, in-place pass from the stored moments
+      (the same numbers; 2.0x; a no-op when not compiling).
     - Defaults ``lr=1e-3, betas=(0.9, 0.999), eps=1e-9`` as the paper. After the switch ``lr`` is
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
@@ -135,4 +138,9 @@ class SWATS(RuleOptimizer):
         switch = live & (step > 1) & ((rate - gamma).abs() < h.eps)
         sgd_lr.copy_(torch.where(switch, rate, sgd_lr))
         switch_step.copy_(torch.where(switch, step, switch_step))
+        if hasattr(h, "weight_decay"):
+            # the sums above read the params (through the decayed gradient): a second pass, see the docstring
+            torch._dynamo.graph_break()
+            adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
+            sgd_step = buf * (-(1 - h.beta1) * sgd_lr)  # (unchanged where the SGD step is taken)
         p.add_(torch.where(sgd, sgd_step, adam_step))
