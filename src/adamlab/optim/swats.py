@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters
+from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters, new_pass
 
 _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
@@ -140,7 +140,7 @@ class SWATS(RuleOptimizer):
         switch_step.copy_(torch.where(switch, step, switch_step))
         if hasattr(h, "weight_decay"):
             # the sums above read the params (through the decayed gradient): a second pass, see the docstring
-            torch._dynamo.graph_break()
+            new_pass()
             adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
             sgd_step = buf * (-(1 - h.beta1) * sgd_lr)  # (unchanged where the SGD step is taken)
         p.add_(torch.where(sgd, sgd_step, adam_step))
