@@ -427,3 +427,27 @@ def test_compiled_step_allocates_no_model_sized_temporary(make, shape):
         opt.step()
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
     assert faults < 1000, f"{faults:.0f} page faults per step"
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [(adamlab.NAdam, {}), (adamlab.SWATS, {"weight_decay": 0.05}), (adamlab.NDAdam, {})],
+    ids=["nadam", "swats", "ndadam"],
+)
+def test_params_without_grads_are_skipped_in_packed_runs_not_per_tensor(cls, kw, monkeypatch):
+    """One param never has a grad, another misses every 4th step: the packed engine skips them as torch
+    does (equal to the reference engine), by cutting the pack into runs, never falling back to the
+    per-tensor update (which would make every later step as slow as the reference engine)."""
+    from adamlab.optim import _packed
+
+    def skip(t, i):
+        return i == 1 or (i == 3 and t % 4 == 0)
+
+    a = trajectory(lambda ps: cls(ps, lr=1e-2, engine="reference", **kw), steps=40, skip=skip)
+
+    def no_fallback(*args):
+        raise AssertionError("per-tensor fallback on the packed engine")
+
+    monkeypatch.setattr(_packed, "reference_update", no_fallback)
+    b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), steps=40, skip=skip)
+    assert_trajectories_close(a, b)

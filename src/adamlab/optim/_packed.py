@@ -17,13 +17,13 @@ segment, each param's state a view of its entries in the reference engine's shap
 step grows with the number of distinct segment lengths, not of tensors: one pack when all tensors
 (SWATS) or all rows (ND-Adam) of a group have the same length.
 
-When every param of the pack has a gradient, the rule runs once on the flat buffers, compiled with
-``torch.compile`` (eager, with a one-time warning, where compiling fails). If all per-param scalars
-are equal (every param has the same history, the usual case) one value stands for each; otherwise
-(a param that got its first gradient later than the others) they are expanded per element (per
-segment, for a rule that reduces) for the step and read back. When some param has no gradient this
-step, the step takes the *exact path*: the reference engine's per-tensor update on the views, which
-writes into the same buffers. All paths run the same rule, so they and the two engines agree.
+The rule runs compiled with ``torch.compile`` (eager, with a one-time warning, where compiling
+fails), once per *run*: a contiguous range of params that have a gradient this step and equal
+per-param scalars (``step``...), on slices of the flat buffers, with one value per scalar. Usually
+the whole pack is one run. A param without a gradient is skipped as torch skips it (no update, no
+decay, no state change) and keeps a smaller ``step`` from then on, which cuts the pack into runs
+around it: the cost is a few more kernel calls, not a slower path. All runs apply the same rule, so
+the engines agree.
 
 Gradients: gradients that are not already the views into the flat gradient buffer (fresh tensors
 from ``backward()`` after ``zero_grad(set_to_none=True)``, or ones the user assigned) are copied into
@@ -34,7 +34,6 @@ assigning ``p.data``) is detected by its data pointer and the pack is rebuilt.
 
 from __future__ import annotations
 
-import itertools
 import operator
 import os
 import types
@@ -240,8 +239,7 @@ class Pack:
     ``reduction`` is what the rule sums over for these params (``"tensor"``, ``"rows"``) or None
     for an elementwise rule; all segments of a pack have the same length, so the rule sees its
     element buffers as ``(count, length)`` views whose rows are the segments, and its per-segment
-    buffers as ``(count, 1)``. A pack's *units* are its elements (elementwise) or its segments: per-
-    param scalars are expanded per unit when they differ between params.
+    buffers as ``(count, 1)``. A pack's *units* are its elements (elementwise) or its segments.
     """
 
     def __init__(
@@ -253,8 +251,7 @@ class Pack:
         self.numels = [p.numel() for p in params]
         self.offsets = _cumulative(self.numels)
         units = self.numels if reduction is None else [segment_count(reduction, p) for p in params]
-        self.unit_counts = torch.tensor(units, device=device)
-        self.unit_starts = torch.tensor(_cumulative(units)[:-1], device=device)
+        self.unit_offsets = _cumulative(units)
         total = self.offsets[-1]
         # Per-element and per-segment slots (created on the param's device: meta here) get a flat
         # buffer each, laid out param after param; per-param scalars (``step``, on the CPU) a (num_params,) one.
@@ -267,12 +264,10 @@ class Pack:
         self.flat = {k: torch.zeros(offs[-1], dtype=dtype, device=device) for k, offs in self.slot_offsets.items()}
         self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in templates[0].items() if v.device.type != "meta"}
         # what the rule sees: the flat buffers, or for segments their (count, length) / (count, 1) views
-        self.unit_shape: tuple[int, ...] = (-1,)
         self.views = [self.flat_p, self.flat_g, *self.flat.values()]
         if reduction is not None:
             count, length = sum(units), segment_length(reduction, first)
-            self.unit_shape = (count, 1)
-            self.views = [x.view(self.unit_shape if x.numel() == count and length != 1 else (count, length)) for x in self.views]
+            self.views = [x.view((count, 1) if x.numel() == count and length != 1 else (count, length)) for x in self.views]
         for i, p in enumerate(params):
             view = self._slice(self.flat_p, i).view_as(p)
             view.copy_(p.detach())
@@ -284,7 +279,8 @@ class Pack:
         self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(params)]
         self.grad_ptrs = [g.data_ptr() for g in self.grad_views]
         self.seen = [0] * len(params)  # ids of the grads found at the last step
-        self.uniform = False
+        self.runs: list[Any] | None = None  # see _runs
+        self.runs_missing: tuple[int, ...] = ()
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
 
     def _slice(self, flat: torch.Tensor, i: int, offsets: list[int] | None = None) -> torch.Tensor:
@@ -305,8 +301,8 @@ class Pack:
                 state[key] = view
         self.opt.state[p] = state
 
-    def _gather_grads(self) -> bool:
-        """Bring this step's gradients into ``flat_g``; False (nothing copied) when some param has none.
+    def _gather_grads(self) -> tuple[int, ...]:
+        """Bring this step's gradients into ``flat_g``; the indices of the params that have none.
 
         The usual cases, in C-speed passes over the params: every ``p.grad`` still reads from its
         place in ``flat_g`` (compared by data pointer, so a grad whose storage was swapped is
@@ -318,75 +314,80 @@ class Pack:
         grads = list(map(_GRAD, self.params))
         try:
             if list(map(_DATA_PTR, grads)) == self.grad_ptrs:
-                return True
+                return ()
         except (TypeError, RuntimeError):  # a grad is None (or sparse)
             pass
-        if not all(map(operator.is_not, grads, itertools.repeat(None))):
-            return False
-        if any(g.is_sparse for g in grads):
+        missing = tuple(i for i, g in enumerate(grads) if g is None)
+        if any(g.is_sparse for g in grads if g is not None):
             raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
-        stale = [i for i, (ptr, own) in enumerate(zip(map(_DATA_PTR, grads), self.grad_ptrs)) if ptr != own]
-        fresh = [grads[i] for i in stale]
-        views = [self.grad_views[i] for i in stale]
-        if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
-            self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(self.params)]
+        stale = [i for i, (g, own) in enumerate(zip(grads, self.grad_ptrs)) if g is not None and g.data_ptr() != own]
+        if stale:
             views = [self.grad_views[i] for i in stale]
-        torch._foreach_copy_(views, fresh)  # (torch guarantees a grad has its param's shape)
-        for i, view in zip(stale, views):
-            if id(grads[i]) == self.seen[i]:  # (ids, not references: holding last step's grads would keep them alive;
-                self.params[i].grad = view  # an id reused by a new tensor only adopts the view a step early)
+            if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
+                self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(self.params)]
+                views = [self.grad_views[i] for i in stale]
+            torch._foreach_copy_(views, [grads[i] for i in stale])  # (torch guarantees a grad has its param's shape)
+            for i, view in zip(stale, views):
+                if id(grads[i]) == self.seen[i]:  # (ids, not references: holding last step's grads would keep them alive;
+                    self.params[i].grad = view  # an id reused by a new tensor only adopts the view a step early)
         self.seen = list(map(id, grads))
-        return True
+        return missing
 
     def step(self, h: Any, flags: dict[str, Any]) -> bool:
         """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
         if list(map(_DATA_PTR, self.params)) != self.ptrs:
             return False
-        missing = not self._gather_grads()
+        missing = self._gather_grads()
         if not self.stateful:
             for i, p in enumerate(self.params):
                 if p.grad is not None and not self.opt.state.get(p):
                     self._adopt(i, self.opt._init_state(p, self.group))
-                    self.uniform = False
+                    self.runs = None
             self.stateful = all(self.opt.state.get(p) for p in self.params)
-        if missing:
-            # exact path: some param has no gradient this step: per tensor, on the views
-            self.uniform = False
-            for p in self.params:
-                if p.grad is not None:
-                    reference_update(self.opt, p, self.group, h)
-            return True
-        self.scalar["step"] += 1
-        self.uniform = self.uniform or all(bool((buf == buf[0]).all()) for buf in self.scalar.values())
+        if self.runs is None or missing != self.runs_missing:
+            self.runs, self.runs_missing = self._runs(missing), missing
         names = tuple(vars(h))
         values = [getattr(h, n) for n in names]
-        if self.uniform:
-            # fast path: every param has the same history, so one value stands for all
-            scalars = {key: buf[0] for key, buf in self.scalar.items()}
-        else:
-            # per-param scalars differ (a param joined late): expand them per unit, read them back
-            scalars = {
-                k: torch.repeat_interleave(buf.to(self.flat_p.device, torch.float64), self.unit_counts)
-                for k, buf in self.scalar.items()
-            }
         cls = type(self.opt)
         structure = (
             tuple(sorted(flags.items())),
-            (*self.flat, *scalars),
+            (*self.flat, *self.scalar),
             names,
             cls._reduction is not None,
             self.reduction is not None,
         )
         run = kernel(cls._rule, structure, self.flat_p.numel())
-        p, g, *slots = self.views
-        run(p, g, [*slots, *(x if self.uniform else x.view(self.unit_shape) for x in scalars.values())], values)
-        if self.uniform:
-            for buf in self.scalar.values():
-                buf[1:] = buf[0]
-        else:
-            for key, buf in self.scalar.items():
-                buf.copy_(scalars[key][self.unit_starts])
+        for (p, g, *slots), per_param, spread, steps in self.runs:
+            steps += 1
+            run(p, g, [*slots, *per_param], values)
+            for first, others in spread:  # scalar state the rule wrote (NAdam's mu_product), to the run's other params
+                others.copy_(first)
         return True
+
+    def _runs(self, missing: tuple[int, ...]) -> list[tuple[list[torch.Tensor], list[torch.Tensor], list[Any], torch.Tensor]]:
+        """The params that have a gradient, cut into contiguous runs with equal per-param scalars
+        (``step``...): one kernel call per run, on slices of the flat buffers, with the run's values as
+        0-d tensors (views of its first param's entries).
+
+        Usually one run: every param has a gradient and the same history. A param without a gradient
+        is skipped as torch skips it (no update, no decay, no state change) and keeps a smaller
+        ``step`` from then on, which cuts the pack into runs around it; recomputed only when the set
+        of params without a gradient changes (or new state appears).
+        """
+        n, skip = len(self.params), set(missing)
+        stacked = torch.stack([buf.to(torch.float64) for buf in self.scalar.values()], 1)
+        differs = [False, *(stacked[1:] != stacked[:-1]).any(1).tolist()]  # param i's scalars differ from param i-1's
+        runs, start = [], None
+        for i in range(n + 1):
+            if start is not None and (i == n or i in skip or differs[i]):
+                lo, hi = self.unit_offsets[start], self.unit_offsets[i]
+                spread = [(buf[start], buf[start + 1 : i]) for key, buf in self.scalar.items() if key != "step" and i - start > 1]
+                per_param = [buf[start] for buf in self.scalar.values()]
+                runs.append(([x[lo:hi] for x in self.views], per_param, spread, self.scalar["step"][start:i]))
+                start = None
+            if i < n and i not in skip and start is None:
+                start = i
+        return runs
 
 
 def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
