@@ -26,10 +26,11 @@ around it: the cost is a few more kernel calls, not a slower path. All runs appl
 the engines agree.
 
 Gradients: gradients that are not already the views into the flat gradient buffer (fresh tensors
-from ``backward()`` after ``zero_grad(set_to_none=True)``, or ones the user assigned) are copied into
-it by one ``torch._foreach_copy_``; ``p.grad`` stays the tensor autograd made, unless the same grad
-object is found at two steps in a row, which is then replaced by the view (no copies from then on). A param whose storage moved (``model.to()``, a user
-assigning ``p.data``) is detected by its data pointer and the pack is rebuilt.
+from ``backward()`` after ``zero_grad(set_to_none=True)``, or ones the user assigned) are copied
+into it by one ``torch._foreach_copy_``; ``p.grad`` stays the tensor autograd made, unless the same
+grad object is found at two steps in a row, which is then replaced by the view (no copies from then
+on). A param whose storage moved (``model.to()``, a user assigning ``p.data``) is detected by its
+data pointer and the pack is rebuilt.
 """
 
 from __future__ import annotations

@@ -61,10 +61,10 @@ class NDAdam(RuleOptimizer):
     reductions are the only reductions; the rule makes them through ``seg``
     (:mod:`adamlab.optim._segments`), so on the packed engine they are segment sums over the flat
     buffer of all weight matrices' rows. Compiled, the step is three kernels (``new_pass``): the
-first two row sums and the moments, the third row sum, the renormalized rows written in place; in
-one kernel inductor wrote the new rows into a temporary it allocated every step (measured on 25M
-params in 50 x (1000, 500): 4.2x -> 2.5x the time of torch's fused Adam). Complex parameters are
-not supported.
+    first two row sums and the moments, the third row sum, the renormalized rows written in place; in
+    one kernel inductor wrote the new rows into a temporary it allocated every step (measured on 25M
+    params in 50 x (1000, 500): 4.2x -> 2.5x the time of torch's fused Adam). Complex parameters are
+    not supported.
 
     Args:
         params: iterable of tensors or param-group dicts.
@@ -117,10 +117,14 @@ not supported.
         g = g - seg.sum(g * w) * w  # row reduction 1: tangent projection
         m.mul_(h.beta1).add_(g.reshape(m.shape) * (1 - h.beta1))
         v.mul_(h.beta2).add_(seg.sum(g * g) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
-        # (compiled, the rows are read and rewritten in new kernels: see adamlab.optim._base.new_pass)
-        # (no full-size value may live across them: it would be such a temporary itself, so the
-        # moved rows are computed twice, the same numbers both times)
+
+        def moved() -> torch.Tensor:  # the rows after the Adam step, before renormalizing
+            return w - seg.view(m) / (v.sqrt() + h.eps) * step_size
+
+        # Compiled, the rows are read and rewritten in new kernels (adamlab.optim._base.new_pass). No
+        # full-size value may live across them (it would be such a temporary itself), so the moved
+        # rows are computed twice, the same numbers both times.
         new_pass()
-        norm = seg.sum(torch.square(w - seg.view(m) / (v.sqrt() + h.eps) * step_size)).sqrt()  # row reduction 3
+        norm = seg.sum(torch.square(moved())).sqrt()  # row reduction 3
         new_pass()
-        p.copy_(((w - seg.view(m) / (v.sqrt() + h.eps) * step_size) / norm).reshape(p.shape))  # renormalize
+        p.copy_((moved() / norm).reshape(p.shape))  # renormalize
