@@ -68,3 +68,12 @@ def test_nothing_recorded_when_a_claimed_isa_fails(tmp_path):
     assert _records(cache) == [] and first["options"] == {}
     again = _probe(cache, "fail-avx2")
     assert again["found"] == first["found"]  # probed again, same verdict
+
+
+def test_an_unwritable_cache_costs_the_shortcut_not_the_step(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = "from adamlab.optim._isa import vec_isa_options; print(vec_isa_options())"
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(blocker / "inductor")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() in ("{}", "{'cpp.vec_isa_ok': True}")

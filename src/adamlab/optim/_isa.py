@@ -40,6 +40,26 @@ def _claimed_and_record() -> tuple[list[str], str] | None:
     return claimed, os.path.join(cache_dir(), f"adamlab-vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
 
 
+def _decide() -> dict[str, bool]:
+    found = _claimed_and_record()
+    if found is None:
+        return {}
+    claimed, record = found
+    if not os.path.isfile(record):
+        from torch._inductor import cpu_vec_isa
+
+        if not claimed or [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] != claimed:  # the real probe
+            return {}
+        try:
+            os.makedirs(os.path.dirname(record), exist_ok=True)
+            with open(record + ".tmp", "w") as f:
+                json.dump({"usable": claimed}, f)
+            os.replace(record + ".tmp", record)
+        except OSError:  # a read-only cache: the probe runs again in the next process, with the same verdict
+            pass
+    return {"cpp.vec_isa_ok": True}
+
+
 def vec_isa_options() -> dict[str, bool]:
     """Inductor options for adamlab's compiles: ``{"cpp.vec_isa_ok": True}`` where this machine's
     probe found every claimed instruction set usable (recorded, or probed now and recorded), else
@@ -47,22 +67,8 @@ def vec_isa_options() -> dict[str, bool]:
     key) does not make one process miss the kernels another compiled. Decided once per process."""
     global _OPTIONS
     if _OPTIONS is None:
-        _OPTIONS = {}
         try:
-            found = _claimed_and_record()
-        except Exception:  # noqa: BLE001 - inductor internals of another torch version: no shortcut
-            found = None
-        if found is not None:
-            claimed, record = found
-            if os.path.isfile(record):
-                _OPTIONS = {"cpp.vec_isa_ok": True}
-            else:
-                from torch._inductor import cpu_vec_isa
-
-                if claimed and [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == claimed:  # the real probe
-                    os.makedirs(os.path.dirname(record), exist_ok=True)
-                    with open(record + ".tmp", "w") as f:
-                        json.dump({"usable": claimed}, f)
-                    os.replace(record + ".tmp", record)
-                    _OPTIONS = {"cpp.vec_isa_ok": True}
+            _OPTIONS = _decide()
+        except Exception:  # noqa: BLE001 - inductor internals of another torch version: no shortcut, inductor probes
+            _OPTIONS = {}
     return _OPTIONS
