@@ -240,6 +240,58 @@ def test_compiled_packed_engine_matches_reference_and_never_recompiles(monkeypat
 
 
 @pytest.mark.parametrize(
+    ("make", "direct"),
+    [
+        (lambda ps, engine: adamlab.Adam(ps, lr=1e-2, weight_decay=0.01, engine=engine), True),
+        (lambda ps, engine: adamlab.NAdam(ps, lr=1e-2, engine=engine), True),
+        (lambda ps, engine: adamlab.SWATS(ps, lr=1e-2, weight_decay=0.01, engine=engine), False),  # a graph break
+    ],
+    ids=["adam", "nadam", "swats-decay"],
+)
+def test_compiled_kernels_are_called_directly_after_their_first_call(monkeypatch, make, direct):
+    """From the second step on, a run calls its compiled graph directly, not through torch.compile:
+    with torch.compile's entry made to fail from step 3 on, a float64 and a float32 pack (one
+    kernel, two graphs) still follow the reference engine under a schedule that changes lr every
+    step, and nothing falls back to eager. A rule with a graph break keeps going through torch.compile."""
+    torch._dynamo.reset()
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+    from adamlab.optim import _packed
+
+    params = make_params(0) + make_params(1, dtype=torch.float32)
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    opt, ref = make(params, "packed"), make(twins, "reference")
+    gen = torch.Generator().manual_seed(5)
+
+    def boom(*args):
+        raise AssertionError("called through torch.compile")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # an eager fallback warns
+        for t in range(30):
+            for p, q in zip(params, twins):
+                p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype) + 0.1 * p.detach()
+                q.grad = p.grad.clone()
+            for o in (opt, ref):
+                o.param_groups[0]["lr"] = 1e-2 / (1 + t)
+            opt.step()
+            ref.step()
+            if t == 1:
+                kernels = [k for k in _packed._KERNELS.values() if k.compiled is not None]
+                sites = [run[-1] for pack in opt._packs[id(opt.param_groups[0])][1] for run in pack.runs]
+                assert len(sites) >= 2 and all(len(site) == 1 for site in sites)  # (SWATS: a pack per tensor length)
+                if not direct:
+                    assert not any(f for site in sites for f in site.values())
+                    break
+                assert all(callable(f) for site in sites for f in site.values())
+                for k in kernels:
+                    k.compiled = boom
+    if direct:
+        for p, q in zip(params, twins):
+            tol = 1e-12 if p.dtype == torch.float64 else 1e-5
+            torch.testing.assert_close(p, q, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize(
     ("make", "key", "values", "alone"),
     [  # alone: one value per specialized kernel
         (lambda ps, engine: adamlab.SWATS(ps, lr=1e-2, engine=engine), "weight_decay", (0.0, 0.01, 0.02), (0.0, 0.01)),
