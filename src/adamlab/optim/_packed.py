@@ -75,12 +75,20 @@ def _kernel_function(rule: Callable[..., None], structure: tuple):
     own: torch.compile keeps its cache, and its limit of 8 variants, per code object. A pack of
     segments passes its buffers as ``(count, length)`` views, and the rule gets their rows as its
     segments (:class:`~adamlab.optim._segments.Rows`).
+
+    ``slot_tensors`` are the per-element (or per-segment) slots, then the per-param scalar slots as
+    columns of one entry per param of the run, all equal: the function increments ``step``, gives
+    the rule each column's first entry, and copies what the rule wrote there (NAdam's
+    ``mu_product``) to the others, inside the kernel (each a separate small op per step otherwise).
     """
-    flags, slots, names, reduces, segmented = structure
+    flags, slots, columns, names, reduces, segmented = structure
     flags = dict(flags)
 
     def apply(p, g, slot_tensors, scalar_tensors) -> None:
         s = dict(zip(slots, slot_tensors))
+        per_param = slot_tensors[len(slots) :]
+        for key, column in zip(columns, per_param):  # (step read as column[0] + 1, written after: pure scalar math for the hoist pass)
+            s[key] = column[0] + 1 if key == "step" else column[0]
         h = _Scalars()
         for name, value in zip(names, scalar_tensors):
             setattr(h, name, value)
@@ -90,6 +98,11 @@ def _kernel_function(rule: Callable[..., None], structure: tuple):
             rule(p, g, s, h, flags)
         else:
             rule(p, g, s, h, flags, Rows(p) if segmented else None)
+        for key, column in zip(columns, per_param):
+            if key == "step":
+                column.add_(1)
+            else:
+                column[1:].copy_(column[0])
 
     code = apply.__code__.replace(co_name=f"adamlab_{rule.__qualname__.replace('.', '_')}_{len(_KERNELS)}")
     return types.FunctionType(code, apply.__globals__, code.co_name, None, apply.__closure__)
@@ -103,7 +116,6 @@ def _compile_wanted(numel: int) -> bool:
 
 
 _HOIST_PASS: Any = None
-_HOIST_LIBRARY: Any = None
 
 
 def _hoist_pass() -> Any:
@@ -113,23 +125,21 @@ def _hoist_pass() -> Any:
     inlines them into the elementwise loop, where libm calls such as ``pow`` are evaluated again for
     every vector of elements (measured: Adam on 25M floats took 66 ms instead of 21 ms). The pass
     moves the pure scalar math (0-d results computed from the inputs alone) to the front of the graph
-    and routes every 0-d value that a larger tensor uses through one opaque identity op
-    (``adamlab::hoist_scalars``, a list in, the same list out), which makes inductor compute all of
-    them in one small kernel before the elementwise loops: one scalar kernel to compile and call
-    instead of one per value (Adam had three; each costs about 0.75 s of C++ compile on a cold cache).
-    A 0-d value that depends on a larger tensor (a full reduction) gets an op of its own where it is.
-    The op is defined through ``torch.library.Library``, not ``torch.library.custom_op``, whose
-    Python dispatch costs tens of microseconds per call.
+    and routes the 0-d values that larger tensors use through one ``aten.cat`` per dtype (each value
+    then read back by ``select``). Inductor lowers a CPU concatenation by computing each input into
+    its slice of one buffer, so the scalar math runs once, at the start of the same C++ kernel as
+    the elementwise loop, which reads the buffer: one kernel to compile and call, and no op to
+    dispatch between them (an opaque custom op did this before: a second kernel, 0.75 s more C++
+    compile on a cold cache, and a Python dispatch of 75 us per step with cold caches). A 0-d value
+    that depends on a larger tensor (a full reduction) gets a concatenation of its own where it is.
+    (On CUDA inductor may lower the concatenation pointwise, which inlines the scalar math again:
+    the same results, and on a GPU the recomputation is cheap.)
     """
-    global _HOIST_PASS, _HOIST_LIBRARY
+    global _HOIST_PASS
     if _HOIST_PASS is None:
         from torch._inductor.custom_graph_pass import CustomGraphPass
 
-        _HOIST_LIBRARY = torch.library.Library("adamlab", "DEF")
-        _HOIST_LIBRARY.define("hoist_scalars(Tensor[] xs) -> Tensor[]")
-        _HOIST_LIBRARY.impl("hoist_scalars", lambda xs: [x.clone() for x in xs], "CompositeExplicitAutograd")
-        torch.library.register_fake("adamlab::hoist_scalars", lambda xs: [torch.empty_like(x) for x in xs], lib=_HOIST_LIBRARY)
-        hoist = torch.ops.adamlab.hoist_scalars.default
+        aten = torch.ops.aten
 
         def is_scalar(node: torch.fx.Node) -> bool:
             val = node.meta.get("val")
@@ -143,16 +153,26 @@ def _hoist_pass() -> Any:
             schema = getattr(node.target, "_schema", None)
             return schema is not None and schema.is_mutable
 
-        def route(graph: torch.fx.Graph, after: torch.fx.Node, edges: list[tuple[torch.fx.Node, list[torch.fx.Node]]]) -> None:
+        def call(graph: torch.fx.Graph, after: torch.fx.Node, op: Any, args: tuple, val: torch.Tensor) -> torch.fx.Node:
             with graph.inserting_after(after):
-                many = graph.call_function(hoist, ([node for node, _ in edges],))
-            many.meta["val"] = [node.meta["val"] for node, _ in edges]
-            for i, (node, users) in enumerate(edges):
-                with graph.inserting_after(many):
-                    item = graph.call_function(operator.getitem, (many, i))
-                item.meta["val"] = node.meta["val"]
-                for user in users:
-                    user.replace_input_with(node, item)
+                node = graph.call_function(op, args)
+            node.meta["val"] = val
+            return node
+
+        def route(graph: torch.fx.Graph, after: torch.fx.Node, edges: list[tuple[torch.fx.Node, list[torch.fx.Node]]]) -> None:
+            by_kind: dict[tuple[torch.dtype, torch.device], list[tuple[torch.fx.Node, list[torch.fx.Node]]]] = {}
+            for node, users in edges:  # (one concatenation per dtype: aten.cat would promote a mix)
+                by_kind.setdefault((node.meta["val"].dtype, node.meta["val"].device), []).append((node, users))
+            for group in by_kind.values():
+                rows = []
+                for node, _ in group * (2 if len(group) == 1 else 1):  # (a single input is lowered as a copy, inlined again)
+                    after = call(graph, after, aten.unsqueeze.default, (node, 0), node.meta["val"].unsqueeze(0))
+                    rows.append(after)
+                after = call(graph, after, aten.cat.default, (rows,), torch.cat([row.meta["val"] for row in rows]))
+                for i, (node, users) in enumerate(group):
+                    item = call(graph, after, aten.select.int, (after, 0, i), node.meta["val"])
+                    for user in users:
+                        user.replace_input_with(node, item)
 
         class HoistScalars(CustomGraphPass):
             def __call__(self, graph: torch.fx.Graph) -> None:
@@ -180,7 +200,7 @@ def _hoist_pass() -> Any:
                         route(graph, node, [(node, users)])
 
             def uuid(self) -> str:
-                return "adamlab-hoist-scalars-3"
+                return "adamlab-hoist-scalars-cat-1"
 
         _HOIST_PASS = HoistScalars()
     return _HOIST_PASS
@@ -377,6 +397,8 @@ class Pack:
         self.seen = [0] * len(params)  # ids of the grads found at the last step
         self.runs: list[Any] | None = None  # see _runs
         self.runs_missing: tuple[int, ...] = ()
+        self.kernel: _Kernel | None = None  # the kernel of the last step, for these options and hyperparameter names:
+        self.kernel_for: tuple[dict[str, Any], tuple[str, ...]] | None = None
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
 
     def _slice(self, flat: torch.Tensor, i: int, offsets: list[int] | None = None) -> torch.Tensor:
@@ -444,26 +466,26 @@ class Pack:
             self.runs, self.runs_missing = self._runs(missing), missing
         names = tuple(vars(h))
         values = [getattr(h, n) for n in names]
-        cls = type(self.opt)
-        structure = (
-            tuple(sorted(flags.items())),
-            (*self.flat, *self.scalar),
-            names,
-            cls._reduction is not None,
-            self.reduction is not None,
-        )
-        run = kernel(cls._rule, structure, self.flat_p.numel())
-        for (p, g, *slots), per_param, spread, steps, site in self.runs:
-            steps += 1
-            run(site, p, g, [*slots, *per_param], values)
-            for first, others in spread:  # scalar state the rule wrote (NAdam's mu_product), to the run's other params
-                others.copy_(first)
+        if self.kernel is None or self.kernel_for != (flags, names):  # (hashing the structure every step costs tens of microseconds)
+            cls = type(self.opt)
+            structure = (
+                tuple(sorted(flags.items())),
+                tuple(self.flat),
+                tuple(self.scalar),
+                names,
+                cls._reduction is not None,
+                self.reduction is not None,
+            )
+            self.kernel, self.kernel_for = kernel(cls._rule, structure, self.flat_p.numel()), (flags, names)
+        run = self.kernel
+        for (p, g, *slots), columns, site in self.runs:
+            run(site, p, g, [*slots, *columns], values)
         return True
 
-    def _runs(self, missing: tuple[int, ...]) -> list[tuple[list[torch.Tensor], list[torch.Tensor], list[Any], torch.Tensor, dict]]:
+    def _runs(self, missing: tuple[int, ...]) -> list[tuple[list[torch.Tensor], list[torch.Tensor], dict]]:
         """The params that have a gradient, cut into contiguous runs with equal per-param scalars
-        (``step``...): one kernel call per run, on slices of the flat buffers, with the run's values as
-        0-d tensors (views of its first param's entries), and the run's kernel call site (see :class:`_Kernel`).
+        (``step``...): one kernel call per run, on slices of the flat buffers (the per-param scalars'
+        too, see :func:`_kernel_function`), and the run's kernel call site (see :class:`_Kernel`).
 
         Usually one run: every param has a gradient and the same history. A param without a gradient
         is skipped as torch skips it (no update, no decay, no state change) and keeps a smaller
@@ -477,9 +499,7 @@ class Pack:
         for i in range(n + 1):
             if start is not None and (i == n or i in skip or differs[i]):
                 lo, hi = self.unit_offsets[start], self.unit_offsets[i]
-                spread = [(buf[start], buf[start + 1 : i]) for key, buf in self.scalar.items() if key != "step" and i - start > 1]
-                per_param = [buf[start] for buf in self.scalar.values()]
-                runs.append(([x[lo:hi] for x in self.views], per_param, spread, self.scalar["step"][start:i], {}))
+                runs.append(([x[lo:hi] for x in self.views], [buf[start:i] for buf in self.scalar.values()], {}))
                 start = None
             if i < n and i not in skip and start is None:
                 start = i
