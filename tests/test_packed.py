@@ -421,6 +421,27 @@ def test_reducing_rules_keep_the_reference_state_layout(cls, kw):
         assert packed[0]["exp_avg_sq"].shape == (4, 1) and packed[1]["exp_avg_sq"].shape == (7,)
 
 
+@pytest.mark.parametrize(("cls", "kw"), ELEMENTWISE, ids=ids(ELEMENTWISE))
+def test_compiled_elementwise_rules_match_reference(cls, kw, monkeypatch):
+    """Every elementwise rule compiles (no eager fallback) with its scalar math hoisted, and the
+    compiled kernel, called directly from the second step on, follows the reference engine under
+    a schedule, with a param that misses gradients (runs of one and of several params)."""
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+
+    def tweak(opt, t):
+        for g in opt.param_groups:
+            g["lr"] = 1e-2 / (1 + 0.1 * t)
+
+    def skip(t, i):
+        return i == 1 and t % 3 == 0
+
+    a = trajectory(lambda ps: cls(ps, lr=1e-2, engine="reference", **kw), steps=20, skip=skip, before_step=tweak)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compile failure would warn and run eagerly
+        b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), steps=20, skip=skip, before_step=tweak)
+    assert_trajectories_close(a, b)
+
+
 @pytest.mark.parametrize(("cls", "kw"), REDUCING[::2], ids=ids(REDUCING[::2]))
 def test_compiled_reducing_rules_match_reference(cls, kw, monkeypatch):
     """Segment sums and gathers compile (no eager fallback), also when a param joins late."""
