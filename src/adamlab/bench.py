@@ -18,6 +18,7 @@ empty inductor cache (cold) and once again with that cache filled (warm).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import statistics
@@ -228,7 +229,12 @@ def main(
     torch.set_num_threads(threads)
     names = names or available()
     bandwidth = memory_bandwidth()
-    out(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; median of {reps} steps")
+    from .optim import _native
+
+    importlib.import_module("torch._inductor")  # (the packed engine's C++ checks are kept in inductor's cache directory)
+
+    checks = "C++" if _native.wait() else "Python (the C++ ones could not be built here)"  # built now, not while timing
+    out(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; packed engine's per-step checks in {checks}; median of {reps} steps")
     for case in cases:
         run_case(case, names, reps, bandwidth, out, fresh_grads)
     if first_step:

@@ -30,11 +30,13 @@ from ``backward()`` after ``zero_grad(set_to_none=True)``, or ones the user assi
 into it by one ``torch._foreach_copy_``; ``p.grad`` stays the tensor autograd made, unless the same
 grad object is found at two steps in a row, which is then replaced by the view (no copies from then
 on). A param whose storage moved (``model.to()``, a user assigning ``p.data``) is detected by its
-data pointer and the pack is rebuilt.
+data pointer and the pack is rebuilt. These per-param checks run in C++ once :mod:`~adamlab.optim._native`
+is built (in the background, once per machine), in Python until then.
 """
 
 from __future__ import annotations
 
+import array
 import operator
 import os
 import types
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._engine import reference_update, scalars
+from . import _native
 from ._isa import vec_isa_options
 from ._segments import Rows, segment_count, segment_length
 
@@ -394,6 +397,7 @@ class Pack:
         self.ptrs = [p.data_ptr() for p in params]
         self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(params)]
         self.grad_ptrs = [g.data_ptr() for g in self.grad_views]
+        self.ptr_arrays = (array.array("q", self.ptrs), array.array("q", self.grad_ptrs))  # (for _native.check)
         self.seen = [0] * len(params)  # ids of the grads found at the last step
         self.runs: list[Any] | None = None  # see _runs
         self.runs_missing: tuple[int, ...] = ()
@@ -453,9 +457,10 @@ class Pack:
 
     def step(self, h: Any, flags: dict[str, Any]) -> bool:
         """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
-        if list(map(_DATA_PTR, self.params)) != self.ptrs:
+        status = 3 if _native.check is None else _native.check(self.params, *self.ptr_arrays)
+        if status == 1 or (status == 3 and list(map(_DATA_PTR, self.params)) != self.ptrs):
             return False
-        missing = self._gather_grads()
+        missing = () if status == 0 else self._gather_grads()
         if not self.stateful:
             for i, p in enumerate(self.params):
                 if p.grad is not None and not self.opt.state.get(p):
@@ -549,6 +554,8 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
         if not pack.step(h, flags):
             break
     else:
+        if not _native.STARTED:
+            _native.prepare()
         return
     # A param of pack i moved its storage (``model.to()``, ``p.data = ...``), found before that pack
     # changed anything: re-pack the params of packs i, i+1, ... from their data and state; step them.

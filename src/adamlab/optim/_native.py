@@ -1,0 +1,202 @@
+"""The packed engine's per-step checks in C++, built once per machine in the background.
+
+Every packed step checks that each param still reads from its slice of the flat buffer (its data
+pointer: what makes ``model.to()`` and ``p.data = ...`` safe) and that its gradient is still the view
+into the flat gradient buffer (else the gradients are gathered, see ``Pack._gather_grads``). In
+Python that reads every param's and gradient's tensor object, creating a Python object for each
+gradient and pointer: with 500 params and caches as cold as after another optimizer's step, 0.23 ms
+(a fifth of the step for 1M params); the same loop in C++ takes 0.07 ms (measured alternating with
+torch's fused Adam on the development VM): it creates no objects and the processor overlaps the
+params' memory accesses.
+
+The module is compiled with the machine's C++ compiler against the installed torch's headers
+(about 12 s on the 2-core development VM) by a background thread that the first compiled packed step
+starts, so that step's own compile is not slowed, into inductor's cache directory under a name
+keyed by the source, torch, Python and the compiler; later processes load it at once. Until it is
+loaded, or where it cannot be built (no compiler or Python headers), the same checks run in Python,
+with the same outcome. ``ADAMLAB_NATIVE=0`` never builds or loads it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_SOURCE = r"""
+#include <Python.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+// check(params: list[Tensor], ptrs: int64 buffer, grad_ptrs: int64 buffer) -> int
+// 0: every param's data and gradient are where the buffers say; 1: a param's data moved;
+// 2: the params are in place but some gradient is not (missing, or another tensor);
+// 3: something this does not handle (the caller checks in Python).
+static PyObject* check(PyObject*, PyObject* args) {
+  PyObject *params, *ptrs, *grad_ptrs;
+  if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &params, &ptrs, &grad_ptrs)) return nullptr;
+  Py_buffer pb, gb;
+  if (PyObject_GetBuffer(ptrs, &pb, PyBUF_SIMPLE) < 0) return nullptr;
+  if (PyObject_GetBuffer(grad_ptrs, &gb, PyBUF_SIMPLE) < 0) {
+    PyBuffer_Release(&pb);
+    return nullptr;
+  }
+  const Py_ssize_t n = PyList_GET_SIZE(params);
+  const int64_t* pp = static_cast<const int64_t*>(pb.buf);
+  const int64_t* gp = static_cast<const int64_t*>(gb.buf);
+  long status = 0;
+  if (pb.len != n * 8 || gb.len != n * 8) {
+    status = 3;
+  } else {
+    try {
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* obj = PyList_GET_ITEM(params, i);
+        if (!THPVariable_Check(obj)) {
+          status = 3;
+          break;
+        }
+        const at::Tensor& t = THPVariable_Unpack(obj);
+        if (reinterpret_cast<int64_t>(t.data_ptr()) != pp[i]) {
+          status = 1;
+          break;
+        }
+        if (status == 0) {
+          const at::Tensor& g = t.grad();
+          if (!g.defined() || g.layout() != at::kStrided || reinterpret_cast<int64_t>(g.data_ptr()) != gp[i]) status = 2;
+        }
+      }
+    } catch (...) {
+      status = 3;
+    }
+  }
+  PyBuffer_Release(&pb);
+  PyBuffer_Release(&gb);
+  return PyLong_FromLong(status);
+}
+
+static PyMethodDef methods[] = {{"check", check, METH_VARARGS, nullptr}, {nullptr, nullptr, 0, nullptr}};
+static PyModuleDef module = {PyModuleDef_HEAD_INIT, "adamlab_native", nullptr, -1, methods};
+PyMODINIT_FUNC PyInit_adamlab_native() { return PyModule_Create(&module); }
+"""
+
+check: Callable[[list, Any, Any], int] | None = None
+"""The loaded module's ``check``, or None (not built yet, disabled, or unavailable here)."""
+
+STARTED = False
+_LOCK = threading.Lock()
+_THREAD: threading.Thread | None = None
+_PROCESS: subprocess.Popen | None = None
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _library_path(compiler: str) -> str:
+    import torch
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    key = json.dumps([_SOURCE, torch.__version__, sys.version, sys.executable, compiler])
+    return os.path.join(cache_dir(), f"adamlab-native-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so")
+
+
+def _build(compiler: str, path: str) -> None:
+    """Compile the module to ``path`` (through a temporary file, so a process never loads half a file)."""
+    import torch
+    from torch.utils.cpp_extension import include_paths, library_paths
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    lib = library_paths()[0]
+    command = [
+        compiler,
+        *("-x", "c++", "-", "-o", tmp),
+        *("-O2", "-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"),
+        f"-I{sysconfig.get_paths()['include']}",
+        *(f"-I{p}" for p in include_paths()),
+        *(f"-L{lib}", "-lc10", "-ltorch_cpu", "-ltorch_python", f"-Wl,-rpath,{lib}"),
+    ]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    global _PROCESS
+    try:
+        _PROCESS = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err = _PROCESS.communicate(_SOURCE, timeout=600)
+        if _PROCESS.returncode != 0:
+            raise RuntimeError(f"adamlab: building the C++ checks failed: {err[-500:]}")
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(tmp: str) -> None:
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass
+
+
+def _stop_build() -> None:
+    """At exit: a build still running is stopped (it starts again in the next process that needs it)."""
+    if _PROCESS is not None and _PROCESS.poll() is None:
+        _PROCESS.kill()
+        _PROCESS.wait()
+        _remove(_PROCESS.args[_PROCESS.args.index("-o") + 1])
+
+
+def _load(path: str) -> None:
+    global check
+    spec = importlib.util.spec_from_file_location("adamlab_native", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    check = module.check
+
+
+def _build_and_load(compiler: str, path: str) -> None:
+    try:
+        _build(compiler, path)
+        _load(path)
+    except Exception:  # noqa: BLE001 - no compiler, no headers, another platform: the checks stay in Python
+        pass
+
+
+def prepare() -> None:
+    """Load the module if this machine has it; else start building it in the background. Once per
+    process, and only once inductor is imported (its cache directory holds the module)."""
+    global STARTED, _THREAD
+    if STARTED or "torch._inductor" not in sys.modules:
+        return
+    with _LOCK:
+        if STARTED:
+            return
+        STARTED = True
+        compiler = _compiler()
+        if os.environ.get("ADAMLAB_NATIVE", "1") == "0" or compiler is None:
+            return
+        try:
+            path = _library_path(compiler)
+        except Exception:  # noqa: BLE001 - inductor internals of another torch version: the checks stay in Python
+            return
+        if os.path.isfile(path):
+            try:
+                _load(path)
+                return
+            except Exception:  # noqa: BLE001 - an unloadable file (truncated by a full disk...): built again
+                pass
+        atexit.register(_stop_build)
+        _THREAD = threading.Thread(target=_build_and_load, args=(compiler, path), name="adamlab-native-build", daemon=True)
+        _THREAD.start()
+
+
+def wait() -> bool:
+    """Prepare, wait for a build in progress; whether the C++ checks are in use (for benchmarks and tests)."""
+    prepare()
+    if _THREAD is not None:
+        _THREAD.join()
+    return check is not None

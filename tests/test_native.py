@@ -1,0 +1,81 @@
+"""The packed engine's per-step checks in C++ (adamlab.optim._native) against what they stand for."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import adamlab
+from adamlab.optim import _native
+
+
+@pytest.fixture(scope="module")
+def native():
+    import torch._inductor  # noqa: F401 - the module lives in inductor's cache directory
+
+    if not _native.wait():
+        if os.environ.get("CI"):
+            pytest.fail("the C++ checks did not build in CI")
+        pytest.skip("the C++ checks cannot be built here (no compiler or Python headers)")
+    return _native.check
+
+
+def packed(n=6):
+    params = [torch.randn(5, 3, requires_grad=True) for _ in range(n)]
+    opt = adamlab.Adam(params, lr=1e-2, engine="packed")
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    opt.step()  # the second step makes the persistent grad objects views of the flat buffer
+    pack = opt._packs[id(opt.param_groups[0])][1][0]
+    return params, pack
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda ps: None, 0),
+        (lambda ps: setattr(ps[2], "grad", None), 2),  # no gradient
+        (lambda ps: setattr(ps[2], "grad", torch.ones(5, 3)), 2),  # a fresh gradient tensor
+        (lambda ps: setattr(ps[4].grad, "data", torch.ones(5, 3)), 2),  # the view's storage swapped
+        (lambda ps: setattr(ps[0], "grad", torch.ones(5, 3).to_sparse()), 2),  # sparse: refused by the Python path
+        (lambda ps: setattr(ps[3], "data", ps[3].detach().clone()), 1),  # the param's storage moved
+        (lambda ps: (setattr(ps[1], "grad", None), setattr(ps[5], "data", ps[5].detach().clone())), 1),  # moved wins
+    ],
+    ids=["unchanged", "grad-none", "fresh-grad", "grad-data-swapped", "sparse-grad", "param-moved", "both"],
+)
+def test_native_check_sees_what_the_python_checks_see(native, change, status):
+    params, pack = packed()
+    assert params[0].grad.data_ptr() == pack.grad_ptrs[0]
+    change(params)
+    assert native(pack.params, *pack.ptr_arrays) == status
+    moved = [p.data_ptr() for p in pack.params] != pack.ptrs
+    grads_in_place = all(p.grad is not None and p.grad.layout == torch.strided and p.grad.data_ptr() == q for p, q in zip(pack.params, pack.grad_ptrs))
+    assert status == (1 if moved else 0 if grads_in_place else 2)
+
+
+def test_native_check_declines_what_it_does_not_handle(native):
+    params, pack = packed(2)
+    assert native([params[0], "not a tensor"], *pack.ptr_arrays) == 3
+    assert native(pack.params[:1], *pack.ptr_arrays) == 3  # buffers of another length
+    with pytest.raises(TypeError):
+        native(tuple(pack.params), *pack.ptr_arrays)
+
+
+def test_a_build_cut_short_by_exit_leaves_no_files(tmp_path):
+    """A process that exits while the module builds stops the compiler and leaves no partial file;
+    the next process that needs the module builds it (here: one that waits for it)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    code = "import torch._inductor; from adamlab.optim import _native; _native.prepare(); print(_native._THREAD is not None)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    if out.strip() != "True":
+        pytest.skip("no C++ compiler here")
+    assert [p.name for p in tmp_path.iterdir() if "adamlab-native" in p.name] == []
+    code = "import torch._inductor; from adamlab.optim import _native; print(_native.wait())"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    assert [p.suffix for p in tmp_path.iterdir() if "adamlab-native" in p.name] == [".so"]
