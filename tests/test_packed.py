@@ -48,11 +48,14 @@ CASES = ELEMENTWISE + REDUCING
 @pytest.fixture(params=["native", "python"])
 def checks(request, monkeypatch):
     """The packed engine's per-step checks in C++ (adamlab.optim._native, built here if need be) or in Python."""
+    import torch._inductor  # noqa: F401 - (the module is kept in inductor's cache directory)
+
     from adamlab.optim import _native
 
+    built = _native.wait()  # (also: no build finishing in the background during the test)
     if request.param == "python":
         monkeypatch.setattr(_native, "check", None)
-    elif not _native.wait():
+    elif not built:
         pytest.skip("the C++ checks cannot be built here (no compiler or Python headers)")
     return request.param
 

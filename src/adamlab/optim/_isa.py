@@ -21,6 +21,8 @@ import json
 import os
 import platform
 import sys
+import threading
+from typing import Any
 
 _OPTIONS: dict[str, bool] | None = None
 
@@ -40,6 +42,28 @@ def _claimed_and_record() -> tuple[list[str], str] | None:
     return claimed, os.path.join(cache_dir(), f"adamlab-vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
 
 
+def _probe_concurrently(isas: list) -> None:
+    """Run inductor's probe of each instruction set in a thread of its own, not one after another.
+
+    Each probe is a chain of compiler runs and child processes that load the result (AVX-512: the
+    base set, then its bf16 and VNNI extensions), 1 to 2 s apiece; inductor caches each set's answer,
+    so its own probe then finds them. Measured on the development VM with an empty cache: 7.7 s
+    one after another.
+    """
+
+    def probe(isa: Any) -> None:
+        try:
+            bool(isa)
+        except Exception:  # noqa: BLE001 - inductor's own probe, run next, decides (and raises if it must)
+            pass
+
+    threads = [threading.Thread(target=probe, args=(isa,), name=f"adamlab-isa-{isa}") for isa in isas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def _decide() -> dict[str, bool]:
     found = _claimed_and_record()
     if found is None:
@@ -48,7 +72,10 @@ def _decide() -> dict[str, bool]:
     if not os.path.isfile(record):
         from torch._inductor import cpu_vec_isa
 
-        if not claimed or [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] != claimed:  # the real probe
+        if not claimed:
+            return {}
+        _probe_concurrently([isa for isa in cpu_vec_isa.supported_vec_isa_list if str(isa) in claimed])
+        if [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] != claimed:  # the real probe (its answers cached now)
             return {}
         try:
             os.makedirs(os.path.dirname(record), exist_ok=True)
