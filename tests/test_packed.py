@@ -254,6 +254,27 @@ def test_compiled_packed_engine_matches_reference_and_never_recompiles(monkeypat
     assert counters["stats"]["unique_graphs"] == 1  # one graph for all 50 steps: no recompilation
 
 
+def test_first_compile_traces_once(tmp_path):
+    """The kernel is traced once: dynamo gave every 0-d float64 CPU input a symbolic item() and then
+    restarted the whole trace to specialize them away (the hyperparameters now enter as 1-element
+    tensors). Seen in a fresh process with an empty compile cache (later processes learn from it)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, adamlab\n"
+        "ps = [torch.randn(1000, requires_grad=True) for _ in range(4)]\n"
+        "for p in ps: p.grad = torch.randn_like(p)\n"
+        "opt = adamlab.create('adam', ps, lr=1e-3, engine='packed')\n"
+        "opt.step(); opt.step()\n"
+    )
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "ADAMLAB_COMPILE": "1", "ADAMLAB_NATIVE": "0", "TORCH_LOGS": "dynamo"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "Restarting analysis" not in res.stderr
+    assert "torch.compile failed" not in res.stderr
+
+
 @pytest.mark.parametrize(
     ("make", "direct"),
     [

@@ -93,8 +93,8 @@ def _kernel_function(rule: Callable[..., None], structure: tuple):
         for key, column in zip(columns, per_param):  # (step read as column[0] + 1, written after: pure scalar math for the hoist pass)
             s[key] = column[0] + 1 if key == "step" else column[0]
         h = _Scalars()
-        for name, value in zip(names, scalar_tensors):
-            setattr(h, name, value)
+        for name, value in zip(names, scalar_tensors):  # (1-element tensors, see _group_scalars)
+            setattr(h, name, value.view(()))
         if flags["maximize"]:
             g = -g
         if not reduces:
@@ -244,7 +244,7 @@ class _Kernel:
     measured alternating with torch's fused Adam: 0.44 ms against 0.19 ms), a quarter of a step for
     1M params in 500 tensors. Skipping the guards at later calls is safe because a site passes the
     same tensor objects every step, whose dtype, device, shape and strides cannot change, and
-    hyperparameter values that are always 0-d float64 CPU tensors (:func:`~adamlab.optim._engine.scalars`),
+    hyperparameter values that are always 1-element float64 CPU tensors (:func:`_group_scalars`),
     and dynamo never guards on tensor values (a test checks that schedules do not recompile).
     When compiling or running the compiled kernel fails, the rule runs eagerly from then on, after
     a one-time warning saying why.
@@ -455,7 +455,7 @@ class Pack:
         self.seen = list(map(id, grads))
         return missing
 
-    def step(self, h: Any, flags: dict[str, Any]) -> bool:
+    def step(self, names: tuple[str, ...], values: list[torch.Tensor], flags: dict[str, Any]) -> bool:
         """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
         status = 3 if _native.check is None else _native.check(self.params, *self.ptr_arrays)
         if status == 1 or (status == 3 and list(map(_DATA_PTR, self.params)) != self.ptrs):
@@ -469,8 +469,6 @@ class Pack:
             self.stateful = all(self.opt.state.get(p) for p in self.params)
         if self.runs is None or missing != self.runs_missing:
             self.runs, self.runs_missing = self._runs(missing), missing
-        names = tuple(vars(h))
-        values = [getattr(h, n) for n in names]
         if self.kernel is None or self.kernel_for != (flags, names):  # (hashing the structure every step costs tens of microseconds)
             cls = type(self.opt)
             structure = (
@@ -529,13 +527,18 @@ def _plain(value: Any) -> bool:
     return isinstance(value, (int, float)) or (isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value))
 
 
-def _group_scalars(opt: RuleOptimizer, group: dict[str, Any], cache: list) -> Any:
-    """:func:`~adamlab.optim._engine.scalars` of the group, reused (from ``cache``) while its
-    hyperparameters are the same Python numbers as at the last step: building the 0-d tensors costs
-    a few microseconds each, every step. (Hyperparameters given as tensors are read afresh.)"""
+def _group_scalars(opt: RuleOptimizer, group: dict[str, Any], cache: list) -> tuple[Any, tuple[str, ...], list[torch.Tensor]]:
+    """:func:`~adamlab.optim._engine.scalars` of the group (for params the reference engine updates),
+    and the names and values the kernels take: the same numbers as 1-element tensors (views), since
+    dynamo gives every 0-d float64 CPU input a symbolic ``item()`` that it then specializes away by
+    restarting the whole trace, which doubled the first step's tracing; the kernel views them as 0-d
+    again (:func:`_kernel_function`). Reused (from ``cache``) while the group's hyperparameters are
+    the same Python numbers as at the last step: building the tensors costs a few microseconds each,
+    every step. (Hyperparameters given as tensors are read afresh.)"""
     key = tuple((k, group[k]) for k in opt._scalar_names)
     if not (cache and all(_plain(v) for _, v in key) and cache[0] == key):
-        cache[:] = [key, scalars(group, opt._scalar_names, opt._zero_decay_structural)]
+        h = scalars(group, opt._scalar_names, opt._zero_decay_structural)
+        cache[:] = [key, (h, tuple(vars(h)), [value.view(1) for value in vars(h).values()])]
     return cache[1]
 
 
@@ -545,13 +548,13 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     if entry is None or entry[0] is not group:
         entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]), [])
     _, packs, rest, cache = entry
-    h = _group_scalars(opt, group, cache)
+    h, names, values = _group_scalars(opt, group, cache)
     flags = opt._options(group)
     for p in rest:
         if p.grad is not None:
             reference_update(opt, p, group, h)
     for i, pack in enumerate(packs):
-        if not pack.step(h, flags):
+        if not pack.step(names, values, flags):
             break
     else:
         if not _native.STARTED:
@@ -561,7 +564,7 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     # changed anything: re-pack the params of packs i, i+1, ... from their data and state; step them.
     new, unpackable = build_packs(opt, group, [p for pack in packs[i:] for p in pack.params])
     for pack in new:
-        pack.step(h, flags)
+        pack.step(names, values, flags)
     for p in unpackable:
         if p.grad is not None:
             reference_update(opt, p, group, h)
