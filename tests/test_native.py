@@ -64,18 +64,27 @@ def test_native_check_declines_what_it_does_not_handle(native):
         native(tuple(pack.params), *pack.ptr_arrays)
 
 
-def test_a_build_cut_short_by_exit_leaves_no_files(tmp_path):
-    """A process that exits while the module builds stops the compiler and leaves no partial file;
+def test_a_build_cut_short_by_exit_leaves_no_files(native, tmp_path):
+    """A process that exits while the module builds stops the compiler (with its children) and leaves no partial file;
     the next process that needs the module builds it (here: one that waits for it)."""
     import subprocess
     import sys
 
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
-    code = "import torch._inductor; from adamlab.optim import _native; _native.prepare(); print(_native._THREAD is not None)"
+    code = "import time, torch._inductor; from adamlab.optim import _native; _native.prepare(); time.sleep(3); print(_native._THREAD is not None)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     if out.strip() != "True":
         pytest.skip("no C++ compiler here")
     assert [p.name for p in tmp_path.iterdir() if "adamlab-native" in p.name] == []
+    import time
+
+    for _ in range(20):  # (a killed process may linger a moment, as a zombie, until it is reaped)
+        ps = [line.split() for line in subprocess.run(["ps", "-eo", "stat,comm"], capture_output=True, text=True).stdout.splitlines()]
+        running = [comm for stat, comm in ps[1:] if comm == "cc1plus" and not stat.startswith("Z")]
+        if not running:
+            break
+        time.sleep(0.1)
+    assert running == []  # the compiler's own children stopped too (this process built its module before)
     code = "import torch._inductor; from adamlab.optim import _native; print(_native.wait())"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "True"
     assert [p.suffix for p in tmp_path.iterdir() if "adamlab-native" in p.name] == [".so"]

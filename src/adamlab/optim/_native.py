@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -126,7 +127,9 @@ def _build(compiler: str, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     global _PROCESS
     try:
-        _PROCESS = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _PROCESS = subprocess.Popen(  # (a session of its own: at exit, the compiler's own children are stopped too)
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         _, err = _PROCESS.communicate(_SOURCE, timeout=600)
         if _PROCESS.returncode != 0:
             raise RuntimeError(f"adamlab: building the C++ checks failed: {err[-500:]}")
@@ -145,7 +148,10 @@ def _remove(tmp: str) -> None:
 def _stop_build() -> None:
     """At exit: a build still running is stopped (it starts again in the next process that needs it)."""
     if _PROCESS is not None and _PROCESS.poll() is None:
-        _PROCESS.kill()
+        try:
+            os.killpg(_PROCESS.pid, signal.SIGKILL)  # the driver and the cc1plus/as/ld it started
+        except (AttributeError, OSError):
+            _PROCESS.kill()
         _PROCESS.wait()
         _remove(_PROCESS.args[_PROCESS.args.index("-o") + 1])
 
