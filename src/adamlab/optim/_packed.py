@@ -423,7 +423,7 @@ class Pack:
                 state[key] = view
         self.opt.state[p] = state
 
-    def _gather_grads(self) -> tuple[int, ...]:
+    def _gather_grads(self, stale_known: bool = False) -> tuple[int, ...]:
         """Bring this step's gradients into ``flat_g``; the indices of the params that have none.
 
         The usual cases, in C-speed passes over the params: every ``p.grad`` still reads from its
@@ -431,11 +431,12 @@ class Pack:
         noticed), or ``backward()`` after ``zero_grad()`` left fresh tensors: one
         ``torch._foreach_copy_`` copies them in, and ``p.grad`` stays the tensor autograd made. A
         grad object that persists from one step to the next (``zero_grad(set_to_none=False)``, or
-        accumulation) is replaced by the view once, so later steps copy nothing.
+        accumulation) is replaced by the view once, so later steps copy nothing. ``stale_known``: the
+        C++ check already found a gradient out of place (the first pass is skipped).
         """
         grads = list(map(_GRAD, self.params))
         try:
-            if list(map(_DATA_PTR, grads)) == self.grad_ptrs:
+            if not stale_known and list(map(_DATA_PTR, grads)) == self.grad_ptrs:
                 return ()
         except (TypeError, RuntimeError):  # a grad is None (or sparse)
             pass
@@ -460,7 +461,7 @@ class Pack:
         status = 3 if _native.check is None else _native.check(self.params, *self.ptr_arrays)
         if status == 1 or (status == 3 and list(map(_DATA_PTR, self.params)) != self.ptrs):
             return False
-        missing = () if status == 0 else self._gather_grads()
+        missing = () if status == 0 else self._gather_grads(stale_known=status == 2)
         if not self.stateful:
             for i, p in enumerate(self.params):
                 if p.grad is not None and not self.opt.state.get(p):
