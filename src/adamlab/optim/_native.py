@@ -9,7 +9,7 @@ gradient and pointer: with 500 params and caches as cold as after another optimi
 torch's fused Adam on the development VM): it creates no objects and the processor overlaps the
 params' memory accesses.
 
-The module is compiled with the machine's C++ compiler against the installed torch's headers
+The module is compiled with the C++ compiler inductor uses against the installed torch's headers
 (about 12 s on the 2-core development VM) by a background thread that the first compiled packed step
 starts, so that step's own compile is not slowed, into inductor's cache directory under a name
 keyed by the source, torch, Python and the compiler; later processes load it at once. Until it is
@@ -98,7 +98,10 @@ _PROCESS: subprocess.Popen | None = None
 
 
 def _compiler() -> str | None:
-    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    """The C++ compiler inductor compiles with (``CXX``, else its default), where it exists."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    return shutil.which(get_cpp_compiler())
 
 
 def _library_path(compiler: str) -> str:
@@ -182,10 +185,12 @@ def prepare() -> None:
         if STARTED:
             return
         STARTED = True
-        compiler = _compiler()
-        if os.environ.get("ADAMLAB_NATIVE", "1") == "0" or compiler is None:
+        if os.environ.get("ADAMLAB_NATIVE", "1") == "0":
             return
         try:
+            compiler = _compiler()
+            if compiler is None:
+                return
             path = _library_path(compiler)
         except Exception:  # noqa: BLE001 - inductor internals of another torch version: the checks stay in Python
             return
