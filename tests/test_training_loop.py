@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from util import assert_trajectories_close, max_diff, trajectory
 
 import adamlab
@@ -154,6 +155,36 @@ def test_step_hooks_run():
     w.grad = torch.ones(2)
     opt.step()
     assert seen == ["pre", "post"]
+
+
+def test_step_hooks_and_profiler_as_in_torch(monkeypatch):
+    """Hooks (own and global, a pre-hook replacing the arguments) and the profiler's step range work as
+    in torch.optim; without them the step skips torch's wrapper (no profiler range is entered)."""
+    w = torch.ones(2, requires_grad=True)
+    opt = adamlab.Adam([w], lr=0.1)
+    w.grad = torch.ones(2)
+    with monkeypatch.context() as m:
+        m.setattr(torch.autograd.profiler, "record_function", None)  # (torch's wrapper would call it)
+        assert opt.step(lambda: 3.0) == 3.0
+    assert torch.allclose(w, torch.full((2,), 0.9))
+
+    seen = []
+    handles = [
+        register_optimizer_step_pre_hook(lambda o, a, k: seen.append("global pre")),
+        opt.register_step_pre_hook(lambda o, a, k: (a, {"closure": lambda: 7.0})),
+        opt.register_step_post_hook(lambda o, a, k: seen.append(("post", k["closure"]()))),
+        register_optimizer_step_post_hook(lambda o, a, k: seen.append("global post")),
+    ]
+    try:
+        assert opt.step() == 7.0
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen == ["global pre", ("post", 7.0), "global post"]
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert "Optimizer.step#Adam.step" in {event.name for event in prof.events()}
 
 
 def test_sparse_gradients_are_refused():

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
+from torch._C._autograd import _profiler_enabled
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from . import _checks
 from ._engine import reference_step
@@ -166,9 +168,31 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     _rule: ClassVar[Callable[..., None]]
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimization step; returns the closure's loss when a closure is given."""
+        """Perform one optimization step; returns the closure's loss when a closure is given.
+
+        Step hooks (``register_step_pre_hook``/``post_hook``, and torch's global ones) and the
+        profiler's ``Optimizer.step#<class>.step`` range work as for torch.optim: while there is a
+        hook or a profiler is running, the step goes through torch's own wrapper (``_hooked_step``).
+        Otherwise it skips that wrapper, which costs about 0.1 ms per step with the caches as cold as
+        in a training loop (a profiler range entered and left through the dispatcher, hook lookups;
+        measured alternating with torch's fused Adam, whose step is 3 ms for 1M params in 500
+        tensors): ``step.hooked`` tells torch.optim not to wrap this method itself.
+        """
+        if (
+            _profiler_enabled()
+            or _global_optimizer_pre_hooks
+            or _global_optimizer_post_hooks
+            or self._optimizer_step_pre_hooks
+            or self._optimizer_step_post_hooks
+        ):
+            return self._hooked_step() if closure is None else self._hooked_step(closure)  # (the hooks' args)
+        return self._step(closure)
+
+    step.hooked = True  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def _step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -176,6 +200,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             (reference_step if self.engine == "reference" else packed_step)(self, group)
         return loss
+
+    _hooked_step = torch.optim.Optimizer.profile_hook_step(_step)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
