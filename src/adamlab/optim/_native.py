@@ -5,9 +5,10 @@ pointer: what makes ``model.to()`` and ``p.data = ...`` safe) and that its gradi
 into the flat gradient buffer (else the gradients are gathered, see ``Pack._gather_grads``). In
 Python that reads every param's and gradient's tensor object, creating a Python object for each
 gradient and pointer: with 500 params and caches as cold as after another optimizer's step, 0.23 ms
-(a fifth of the step for 1M params); the same loop in C++ takes 0.07 ms (measured alternating with
-torch's fused Adam on the development VM): it creates no objects and the processor overlaps the
-params' memory accesses.
+(a fifth of the step for 1M params); in C++ 0.1 ms param by param, and 0.06 ms going one link of the
+params' object chains at a time over all params with prefetches (measured alternating with torch's
+fused Adam on the development VM; 0.012 ms with warm caches): it creates no objects and keeps many
+memory accesses in flight.
 
 The module is compiled with the C++ compiler inductor uses against the installed torch's headers
 (about 12 s on the 2-core development VM) by a background thread that the first compiled packed step
@@ -36,11 +37,67 @@ from typing import Any
 _SOURCE = r"""
 #include <Python.h>
 #include <torch/csrc/autograd/python_variable.h>
+#include <vector>
+
+// Every param is a chain of objects (Python object -> TensorImpl -> StorageImpl, and -> autograd
+// meta -> the gradient's TensorImpl -> its StorageImpl), scattered in memory and out of cache after a
+// backward pass. Following each param's chain to its end before starting the next waits for one
+// memory access after another; instead the loops go one link at a time over all params, prefetching
+// the next link, so the processor has hundreds of accesses in flight at once. (Prefetches only hint;
+// the comparisons read everything through torch's own accessors.)
+static inline void fetch(const void* p) {
+  __builtin_prefetch(p);
+  __builtin_prefetch(static_cast<const char*>(p) + 64);
+  __builtin_prefetch(static_cast<const char*>(p) + 128);
+}
 
 // check(params: list[Tensor], ptrs: int64 buffer, grad_ptrs: int64 buffer) -> int
 // 0: every param's data and gradient are where the buffers say; 1: a param's data moved;
 // 2: the params are in place but some gradient is not (missing, or another tensor);
 // 3: something this does not handle (the caller checks in Python).
+static long statuses(PyObject* params, const int64_t* pp, const int64_t* gp, Py_ssize_t n) {
+  thread_local std::vector<const at::Tensor*> tensors;
+  thread_local std::vector<const c10::AutogradMetaInterface*> metas;
+  thread_local std::vector<const at::Tensor*> grads;
+  tensors.resize(n);
+  metas.resize(n);
+  grads.resize(n);
+  for (Py_ssize_t i = 0; i < n; ++i) __builtin_prefetch(PyList_GET_ITEM(params, i));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* obj = PyList_GET_ITEM(params, i);
+    if (!THPVariable_Check(obj)) return 3;
+    tensors[i] = &THPVariable_Unpack(obj);
+    fetch(tensors[i]->unsafeGetTensorImpl());
+  }
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const c10::TensorImpl* impl = tensors[i]->unsafeGetTensorImpl();
+    __builtin_prefetch(impl->unsafe_storage().unsafeGetStorageImpl());
+    metas[i] = impl->autograd_meta();
+    if (metas[i] != nullptr) fetch(metas[i]);
+  }
+  long status = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (reinterpret_cast<int64_t>(tensors[i]->data_ptr()) != pp[i]) return 1;
+    if (metas[i] == nullptr) {
+      status = 2;
+      grads[i] = nullptr;
+      continue;
+    }
+    grads[i] = &metas[i]->grad();
+    if (grads[i]->defined()) fetch(grads[i]->unsafeGetTensorImpl());
+  }
+  if (status != 0) return status;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const at::Tensor& g = *grads[i];
+    if (g.defined() && g.layout() == at::kStrided) __builtin_prefetch(g.unsafeGetTensorImpl()->unsafe_storage().unsafeGetStorageImpl());
+  }
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const at::Tensor& g = *grads[i];
+    if (!g.defined() || g.layout() != at::kStrided || reinterpret_cast<int64_t>(g.data_ptr()) != gp[i]) return 2;
+  }
+  return 0;
+}
+
 static PyObject* check(PyObject*, PyObject* args) {
   PyObject *params, *ptrs, *grad_ptrs;
   if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &params, &ptrs, &grad_ptrs)) return nullptr;
@@ -51,29 +108,10 @@ static PyObject* check(PyObject*, PyObject* args) {
     return nullptr;
   }
   const Py_ssize_t n = PyList_GET_SIZE(params);
-  const int64_t* pp = static_cast<const int64_t*>(pb.buf);
-  const int64_t* gp = static_cast<const int64_t*>(gb.buf);
-  long status = 0;
-  if (pb.len != n * 8 || gb.len != n * 8) {
-    status = 3;
-  } else {
+  long status = 3;
+  if (pb.len == n * 8 && gb.len == n * 8) {
     try {
-      for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* obj = PyList_GET_ITEM(params, i);
-        if (!THPVariable_Check(obj)) {
-          status = 3;
-          break;
-        }
-        const at::Tensor& t = THPVariable_Unpack(obj);
-        if (reinterpret_cast<int64_t>(t.data_ptr()) != pp[i]) {
-          status = 1;
-          break;
-        }
-        if (status == 0) {
-          const at::Tensor& g = t.grad();
-          if (!g.defined() || g.layout() != at::kStrided || reinterpret_cast<int64_t>(g.data_ptr()) != gp[i]) status = 2;
-        }
-      }
+      status = statuses(params, static_cast<const int64_t*>(pb.buf), static_cast<const int64_t*>(gb.buf), n);
     } catch (...) {
       status = 3;
     }
