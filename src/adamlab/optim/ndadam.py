@@ -60,11 +60,18 @@ class NDAdam(RuleOptimizer):
     the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``. The three row
     reductions are the only reductions; the rule makes them through ``seg``
     (:mod:`adamlab.optim._segments`), so on the packed engine they are segment sums over the flat
-    buffer of all weight matrices' rows. Compiled, the step is three kernels (``new_pass``): the
-    first two row sums and the moments, the third row sum, the renormalized rows written in place; in
-    one kernel inductor wrote the new rows into a temporary it allocated every step (measured on 25M
-    params in 50 x (1000, 500): 4.2x -> 2.5x the time of torch's fused Adam). Complex parameters are
-    not supported.
+    buffer of all weight matrices' rows. The update is computed as
+    :math:`\bar w = w - m \cdot (\alpha_t / (\sqrt{v} + \epsilon))` and :math:`\bar w \cdot (1 / \lVert \bar w
+    \rVert)`, per-row factors times the row (the same values up to rounding as dividing each element).
+    Compiled, the step is three kernels (``new_pass``): the first two row sums and the first moment;
+    the per-row second moment and step factor; the third row sum and the renormalized rows, written in
+    place. Inductor then runs each of the two big kernels row by row (all of a row's loops while it
+    is in cache), reading the rows, gradients and first moment once and writing the rows and first
+    moment once, as much memory traffic as Adam has less its second moment: measured on 25M params in
+    50 x (1000, 500), 1.1-1.2x the time of torch's fused Adam (2.6x when every loop went over all rows
+    in turn: a row-wise kernel that also wrote the per-row ``v`` was split by inductor into separate
+    loops; 4.2x before that with one kernel, where inductor wrote the new rows into a temporary it
+    allocated every step). Complex parameters are not supported.
 
     Args:
         params: iterable of tensors or param-group dicts.
@@ -116,15 +123,20 @@ class NDAdam(RuleOptimizer):
         w, g = seg.view(p), seg.view(g)  # rows
         g = g - seg.sum(g * w) * w  # row reduction 1: tangent projection
         m.mul_(h.beta1).add_(g.reshape(m.shape) * (1 - h.beta1))
-        v.mul_(h.beta2).add_(seg.sum(g * g) * (1 - h.beta2))  # row reduction 2: ||g_i||^2
+        g_norm_sq = seg.sum(g * g)  # row reduction 2: ||g_i||^2
+        # Compiled, each part between new_pass() calls is a kernel (adamlab.optim._base.new_pass) that
+        # inductor runs row by row, every loop over a row while the row is in cache, as long as the
+        # kernel writes nothing per row alone: the per-row v and the step's per-row factor get a
+        # kernel of their own in between. No full-size value may live across kernels (it would be a
+        # temporary written and read every step), so the moved rows are computed twice, the same
+        # numbers both times; per-row factors multiply rather than divide (no division per element).
+        new_pass()
+        v.mul_(h.beta2).add_(g_norm_sq * (1 - h.beta2))
+        rate = step_size / (v.sqrt() + h.eps)
+        new_pass()
 
         def moved() -> torch.Tensor:  # the rows after the Adam step, before renormalizing
-            return w - seg.view(m) / (v.sqrt() + h.eps) * step_size
+            return w - seg.view(m) * rate
 
-        # Compiled, the rows are read and rewritten in new kernels (adamlab.optim._base.new_pass). No
-        # full-size value may live across them (it would be such a temporary itself), so the moved
-        # rows are computed twice, the same numbers both times.
-        new_pass()
-        norm = seg.sum(torch.square(moved())).sqrt()  # row reduction 3
-        new_pass()
-        p.copy_((moved() / norm).reshape(p.shape))  # renormalize
+        inverse_norm = 1 / seg.sum(torch.square(moved())).sqrt()  # row reduction 3
+        p.copy_((moved() * inverse_norm).reshape(p.shape))  # renormalize
