@@ -42,9 +42,10 @@ def packed(n=6):
         (lambda ps: setattr(ps[4].grad, "data", torch.ones(5, 3)), 2),  # the view's storage swapped
         (lambda ps: setattr(ps[0], "grad", torch.ones(5, 3).to_sparse()), 2),  # sparse: refused by the Python path
         (lambda ps: setattr(ps[3], "data", ps[3].detach().clone()), 1),  # the param's storage moved
+        (lambda ps: torch.utils.swap_tensors(ps[3], torch.randn(5, 3, requires_grad=True)), 1),  # its TensorImpl swapped
         (lambda ps: (setattr(ps[1], "grad", None), setattr(ps[5], "data", ps[5].detach().clone())), 1),  # moved wins
     ],
-    ids=["unchanged", "grad-none", "fresh-grad", "grad-data-swapped", "sparse-grad", "param-moved", "both"],
+    ids=["unchanged", "grad-none", "fresh-grad", "grad-data-swapped", "sparse-grad", "param-moved", "impl-swapped", "both"],
 )
 def test_native_check_sees_what_the_python_checks_see(native, change, status):
     params, pack = packed()
@@ -64,6 +65,29 @@ def test_native_check_declines_what_it_does_not_handle(native):
         native(tuple(pack.params), *pack.ptr_arrays)
 
 
+def test_setup_finds_the_tensor_impl_only_where_every_probe_has_it(native):
+    """The module reads a tensor's TensorImpl pointer at the offset setup() found on probes; setup refuses
+    probes that are not tensors or whose pointers it cannot find (the checks then stay in Python)."""
+    module = _native.module
+    t, q = torch.zeros(2), torch.nn.Parameter(torch.zeros(3))
+    assert module.setup(torch.Tensor, [t, q], [t._cdata, q._cdata]) is True
+    assert module.setup(torch.Tensor, [t, q], [t._cdata, q._cdata + 8]) is False
+    assert module.setup(torch.Tensor, [t, "not a tensor"], [t._cdata, 0]) is False
+    assert module.setup(torch.Tensor, [], []) is False
+
+
+def test_the_compiler_runs_at_idle_priority(tmp_path, monkeypatch):
+    """The build's compiler runs under SCHED_IDLE, so it does not take a core from the training's threads."""
+    if _native._idle_prefix() == []:
+        pytest.skip("no chrt --idle here")
+    fake = tmp_path / "cxx"
+    fake.write_text(f"#!/bin/sh\nchrt -p $$ > {tmp_path / 'policy'}\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(RuntimeError, match=r"building the C\+\+ checks failed"):
+        _native._build(str(fake), str(tmp_path / "module.so"))
+    assert "SCHED_IDLE" in (tmp_path / "policy").read_text()
+
+
 def test_a_build_cut_short_by_exit_leaves_no_files(native, tmp_path):
     """A process that exits while the module builds stops the compiler (with its children) and leaves no partial file;
     the next process that needs the module builds it (here: one that waits for it)."""
@@ -71,7 +95,7 @@ def test_a_build_cut_short_by_exit_leaves_no_files(native, tmp_path):
     import sys
 
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
-    code = "import time, torch._inductor; from adamlab.optim import _native; _native.prepare(); time.sleep(3); print(_native._THREAD is not None)"
+    code = "import time, torch._inductor; from adamlab.optim import _native; _native.prepare(); time.sleep(0.5); print(_native._THREAD is not None)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     if out.strip() != "True":
         pytest.skip("no C++ compiler here")
