@@ -583,3 +583,42 @@ def test_params_without_grads_are_skipped_in_packed_runs_not_per_tensor(cls, kw,
     monkeypatch.setattr(_packed, "reference_update", no_fallback)
     b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), steps=40, skip=skip)
     assert_trajectories_close(a, b)
+
+
+def test_large_flat_buffers_are_staggered_and_advised_huge_pages():
+    """A pack's large CPU buffers start at distinct offsets modulo 4 KiB (nine cache lines apart, so
+    the streams of a step do not share cache sets) and, on Linux, their whole 2 MiB blocks are advised
+    MADV_HUGEPAGE; small buffers are plain allocations."""
+    import os
+    import sys
+
+    from adamlab.optim._packed import flat_buffer
+
+    cpu = torch.device("cpu")
+    bufs = [flat_buffer(1 << 21, dtype, cpu, i) for i, dtype in enumerate([torch.float32, torch.float64] * 2)]
+    assert [b.data_ptr() - b.untyped_storage().data_ptr() for b in bufs] == [0, 576, 1152, 1728]
+    assert [b.numel() for b in bufs] == [1 << 21] * 4
+    assert flat_buffer(1000, torch.float32, cpu, 3).storage_offset() == 0
+    params = [torch.randn(1 << 20, requires_grad=True) for _ in range(2)]
+    opt = adamlab.Adam(params, lr=1e-3, amsgrad=True, engine="packed")
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    pack = opt._packs[id(opt.param_groups[0])][1][0]
+    offsets = [x.data_ptr() % 4096 for x in [pack.flat_p, pack.flat_g, *pack.flat.values()]]
+    assert len(offsets) == 5 and len(set(offsets)) == 5
+    if sys.platform != "linux" or not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"):
+        return
+    inside = bufs[0].data_ptr() + (1 << 22)  # an address in the buffer's whole 2 MiB blocks
+    with open("/proc/self/smaps") as smaps:
+        region = None
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                region = lo <= inside < hi
+            elif region and line.startswith("VmFlags:"):
+                assert "hg" in line.split()[1:]
+                break
+        else:
+            pytest.fail("the buffer's mapping was not found in /proc/self/smaps")
