@@ -135,6 +135,7 @@ static PyObject* setup(PyObject*, PyObject* args) {
     if (all) {
       impl_offset = offset;
       Py_INCREF(type);
+      Py_XDECREF(reinterpret_cast<PyObject*>(tensor_type));
       tensor_type = reinterpret_cast<PyTypeObject*>(type);
       Py_RETURN_TRUE;
     }
