@@ -76,7 +76,7 @@ def test_setup_finds_the_tensor_impl_only_where_every_probe_has_it(native):
     assert module.setup(torch.Tensor, [], []) is False
 
 
-def test_the_compiler_runs_at_idle_priority(tmp_path, monkeypatch):
+def test_the_compiler_runs_at_idle_priority(tmp_path):
     """The build's compiler runs under SCHED_IDLE, so it does not take a core from the training's threads."""
     if _native._idle_prefix() == []:
         pytest.skip("no chrt --idle here")

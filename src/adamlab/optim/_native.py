@@ -205,8 +205,6 @@ _IDLE = ["chrt", "--idle", "0"]
 def _idle_prefix() -> list[str]:
     """``chrt --idle 0`` where it works: the compiler then runs only on otherwise idle CPUs (Linux's
     SCHED_IDLE, see the module's docstring); nothing where it does not (another system, no util-linux)."""
-    if sys.platform != "linux" or shutil.which("chrt") is None:
-        return []
     try:
         return _IDLE if subprocess.run([*_IDLE, "true"], capture_output=True, timeout=10).returncode == 0 else []
     except (OSError, subprocess.SubprocessError):
