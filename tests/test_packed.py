@@ -501,8 +501,16 @@ def test_compiled_elementwise_rules_match_reference(cls, kw, monkeypatch):
     assert_trajectories_close(a, b)
 
 
+@pytest.fixture
+def compiled_rules_only(monkeypatch):
+    """Rules that have a C++ kernel (ND-Adam's rows) run their compiled form, as where it cannot be built."""
+    from adamlab.optim import _native
+
+    monkeypatch.setattr(_native, "kernels", lambda: None)
+
+
 @pytest.mark.parametrize(("cls", "kw"), REDUCING[::2], ids=ids(REDUCING[::2]))
-def test_compiled_reducing_rules_match_reference(cls, kw, monkeypatch):
+def test_compiled_reducing_rules_match_reference(cls, kw, monkeypatch, compiled_rules_only):
     """Segment sums and gathers compile (no eager fallback), also when a param joins late."""
     torch._dynamo.reset()
     monkeypatch.setenv("ADAMLAB_COMPILE", "1")
@@ -541,7 +549,7 @@ def test_kernel_inputs_are_in_the_same_order_in_every_process():
     ],
     ids=["swats-decay", "ndadam-rows", "adam"],
 )
-def test_compiled_step_allocates_no_model_sized_temporary(make, shape):
+def test_compiled_step_allocates_no_model_sized_temporary(make, shape, compiled_rules_only):
     """A compiled step must not allocate a model-sized temporary every step: 40 MB freshly mapped each
     step shows as ~10,000 page faults (inductor did this for SWATS with weight decay and ND-Adam)."""
     import resource
@@ -603,3 +611,100 @@ def test_large_flat_buffers_are_staggered():
     pack = opt._packs[id(opt.param_groups[0])][1][0]
     offsets = [x.data_ptr() % 4096 for x in [pack.flat_p, pack.flat_g, *pack.flat.values()]]
     assert len(offsets) == 5 and len(set(offsets)) == 5
+
+
+@pytest.fixture(scope="module")
+def native_kernels():
+    """adamlab.optim._native's module, for its kernels (built here if need be)."""
+    import os
+
+    from adamlab.optim import _native
+
+    module = _native.kernels()
+    if module is None:
+        if os.environ.get("CI"):
+            pytest.fail("the C++ module did not build in CI")
+        pytest.skip("the C++ module cannot be built here (no compiler or Python headers)")
+    return module
+
+
+ROWS = ((3, 500), (40, 27), (6, 2, 3), (2, 6), (2, 1), (5,), (4, 17))  # rows of 500 (vector loops), 27, 6 and 17 (tails), 1; a bias
+
+
+@pytest.mark.parametrize("kw", [{}, {"betas": (0.8, 0.99), "eps": 1e-6, "maximize": True}], ids=["default", "options"])
+def test_ndadam_rows_run_the_cpp_kernel_and_match_reference(kw, native_kernels, monkeypatch):
+    """On CPU float32/float64, ND-Adam's packs of rows run one C++ kernel per run
+    (adamlab.optim._native's ndadam_rows): equal to the reference engine over 60 steps, also with a param
+    that skips steps (two runs in its pack) and a schedule."""
+    calls, kernel = [], native_kernels.ndadam_rows
+
+    def spy(*args):
+        calls.append(args[4:6])  # (rows, cols)
+        return kernel(*args)
+
+    monkeypatch.setattr(native_kernels, "ndadam_rows", spy)
+
+    def skip(t, i):
+        return i == 3 and t % 4 == 3
+
+    def tweak(opt, t):
+        opt.param_groups[0]["lr"] = 1e-2 / (1 + 0.1 * t)
+
+    made = []
+    a = trajectory(lambda ps: adamlab.NDAdam(ps, engine="reference", **kw), shapes=ROWS, skip=skip, before_step=tweak)
+    b = trajectory(lambda ps: made.append(adamlab.NDAdam(ps, engine="packed", **kw)) or made[0], shapes=ROWS, skip=skip, before_step=tweak)
+    assert_trajectories_close(a, b)
+    packs = made[0]._packs[id(made[0].param_groups[0])][1]
+    assert sorted(((pack.reduction or ""), bool(pack.native)) for pack in packs) == [("", False)] + [("rows", True)] * 5
+    assert {(3, 500), (40, 27), (2, 1), (4, 17)} < set(calls)
+    # the (6, 2, 3) and (2, 6) params' rows: one run until the second skips a step, then two
+    assert calls.index((6, 6)) > calls.index((8, 6)) and (2, 6) in calls
+
+
+def test_ndadam_rows_kernel_in_float32_agrees_with_the_compiled_rule_and_reference(native_kernels, monkeypatch):
+    """float32: the C++ kernel computes the rule's elementwise ops in the same order and precision; its row
+    sums add in another order, so it agrees with the compiled rule and the reference to float32 rounding."""
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+    shapes = ((64, 300), (8, 3, 3, 3))
+
+    def run(engine):
+        return trajectory(lambda ps: adamlab.NDAdam(ps, lr=1e-2, engine=engine), shapes=shapes, dtype=torch.float32)
+
+    ref, native = run("reference"), run("packed")
+    from adamlab.optim import _native
+
+    monkeypatch.setattr(_native, "kernels", lambda: None)
+    compiled = run("packed")
+    assert_trajectories_close(ref, native, tol=2e-6)
+    assert_trajectories_close(compiled, native, tol=2e-6)
+
+
+def test_ndadam_rows_kernel_refuses_wrong_arguments(native_kernels):
+    with pytest.raises(TypeError, match="12 arguments"):
+        native_kernels.ndadam_rows(0, 0, 0, 0)
+    with pytest.raises(TypeError):
+        native_kernels.ndadam_rows(*[0] * 7, "beta1", 0.9, 1e-3, 1e-8, False)
+
+
+def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
+    """On a machine without the module, ND-Adam's first packed step waits for its build (about 3 s)
+    instead of compiling its rows' rule with inductor (which took 7-9 s on an empty compile cache), and
+    compiles nothing; a second process loads the module at once. Fresh processes, empty caches."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import time, torch, adamlab\n"
+        "ps = [torch.randn(64, 300, requires_grad=True) for _ in range(3)]\n"
+        "for p in ps: p.grad = torch.randn_like(p)\n"
+        "opt = adamlab.create('ndadam', ps, lr=1e-3, engine='packed')\n"
+        "t = time.perf_counter(); opt.step(); first = time.perf_counter() - t; opt.step()\n"
+        "print(torch._dynamo.utils.counters['stats']['unique_graphs'], first)\n"
+    )
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "ADAMLAB_COMPILE": "1"}
+    out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split() for _ in range(2)]
+    assert [graphs for graphs, _ in out] == ["0", "0"]
+    assert [p.suffix for p in tmp_path.iterdir() if "adamlab-native" in p.name] == [".so"]
+    assert float(out[1][1]) < 1.0  # loaded, not built again

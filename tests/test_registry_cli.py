@@ -79,7 +79,7 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     """Smoke test on a tiny layout: the table has the fused baseline and both engines, with ratios."""
     from adamlab import bench
 
-    monkeypatch.setitem(bench.CASES, "b", (20_000, 10))
+    monkeypatch.setitem(bench.CASES, "b", ((2_000,), 10))
     monkeypatch.setenv("ADAMLAB_COMPILE", "0")
     assert main(["bench", "--cases", "b", "--optimizers", "adam", "swats", "--reps", "2", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -96,6 +96,21 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())
 
 
+def test_bench_case_c_gives_every_tensor_the_matrix_shape(capsys, monkeypatch):
+    """Case (c) is matrices (ND-Adam's rows); the header says the shape."""
+    from adamlab import bench
+
+    monkeypatch.setitem(bench.CASES, "c", ((20, 50), 10))
+    shapes = []
+    real = bench._params
+    monkeypatch.setattr(bench, "_params", lambda shape, tensors: shapes.append((shape, tensors)) or real(shape, tensors))
+    assert main(["bench", "--cases", "c", "--optimizers", "ndadam", "--reps", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "case (c): 0.01M float32 params in 10 tensors of (20, 50)" in out
+    assert "adamlab ndadam packed" in out
+    assert shapes and set(shapes) == {((20, 50), 10)}
+
+
 def test_bench_fresh_grads_gives_every_step_new_grad_tensors(capsys, monkeypatch):
     from adamlab import bench
 
@@ -107,7 +122,7 @@ def test_bench_fresh_grads_gives_every_step_new_grad_tensors(capsys, monkeypatch
         seen.append([p.grad for p in params])
     assert all(g is not h for a, b in zip(seen, seen[1:]) for g, h in zip(a, b))  # new objects each step
     assert all(g.abs().sum() > 0 for gs in seen for g in gs)
-    monkeypatch.setitem(bench.CASES, "b", (20_000, 10))
+    monkeypatch.setitem(bench.CASES, "b", ((2_000,), 10))
     monkeypatch.setenv("ADAMLAB_COMPILE", "0")
     assert main(["bench", "--cases", "b", "--optimizers", "adam", "--reps", "2", "--threads", "1", "--fresh-grads"]) == 0
     out = capsys.readouterr().out

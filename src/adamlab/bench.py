@@ -1,7 +1,9 @@
 """``adamlab bench``: optimizer step time against torch's fused Adam, measured in one process.
 
 Two layouts from the fast-engine issue: (a) 25M float32 params in 50 tensors, (b) 1M params in 500
-tensors. For each, every row's ratio is the median over steps of its step time divided by the time of a
+tensors, all flat (1-D: ND-Adam treats them elementwise, as biases); and (c) 25M params in 50
+matrices of (1000, 500), the layout of linear layers' weights, whose rows ND-Adam normalizes (for the
+elementwise algorithms (c) is (a) again). For each, every row's ratio is the median over steps of its step time divided by the time of a
 torch.optim.Adam(fused=True) step taken right after it (the two alternate), so the machine's drift
 during the run cancels; rows also show the achieved memory bandwidth
 (bytes an ideal one-pass step must move: read param and grad, read and write each per-element state
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import math
 import os
 import statistics
 import subprocess
@@ -31,7 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
-CASES = {"a": (25_000_000, 50), "b": (1_000_000, 500)}
+CASES: dict[str, tuple[tuple[int, ...], int]] = {"a": ((500_000,), 50), "b": ((2_000,), 500), "c": ((1000, 500), 50)}
+"""Each case's tensor shape and number of tensors."""
 
 
 @dataclass
@@ -41,11 +45,11 @@ class Row:
     gbs: float
 
 
-def _params(numel: int, tensors: int, seed: int = 0) -> list[torch.Tensor]:
+def _params(shape: tuple[int, ...], tensors: int, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ps = []
     for _ in range(tensors):
-        p = torch.randn(numel // tensors, generator=gen).requires_grad_()
+        p = torch.randn(shape, generator=gen).requires_grad_()
         p.grad = torch.randn(p.shape, generator=gen) * 1e-2
         ps.append(p)
     return ps
@@ -164,8 +168,9 @@ def _fresh_grads(*param_lists: list[torch.Tensor]) -> Callable[[], None]:
 
 
 def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print, fresh_grads: bool = False) -> list[Row]:
-    numel, tensors = CASES[case]
-    params = _params(numel, tensors)
+    shape, tensors = CASES[case]
+    numel = math.prod(shape) * tensors
+    params = _params(shape, tensors)
     nbytes = numel * 4
     fused = torch.optim.Adam(params, lr=1e-3, fused=True)
     renew = _fresh_grads(params) if fresh_grads else lambda: None
@@ -173,12 +178,12 @@ def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print
     rows = [Row("torch Adam fused", base, 7 * nbytes / base / 1e6)]
     grads = "new grad tensors every step (zero_grad + backward)" if fresh_grads else "grads in place"
     out(
-        f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors, {grads}; in-place bandwidth {bandwidth:.1f} GB/s"
+        f"\ncase ({case}): {numel / 1e6:g}M float32 params in {tensors} tensors of {shape}, {grads}; in-place bandwidth {bandwidth:.1f} GB/s"
     )
     out(f"{'optimizer':<34} {'ms/step':>9} {'x fused':>8} {'GB/s':>7} {'% of bw':>9}")
     out(f"{rows[0].name:<34} {base:>9.2f} {1.0:>8.2f} {rows[0].gbs:>7.1f} {100 * rows[0].gbs / bandwidth:>8.0f}%")
     for label, make in _contenders(names):
-        contender = _params(numel, tensors)
+        contender = _params(shape, tensors)
         opt = make(contender)
         slow = "reference" in label or "foreach" in label or "0.0.5" in label or "0.2.1" in label
         before = _fresh_grads(contender, params) if fresh_grads else lambda: None
@@ -194,7 +199,7 @@ def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print
 _FIRST_STEP = """
 import time, torch, adamlab
 torch.set_num_threads({threads})
-ps = [torch.randn({n}, requires_grad=True) for _ in range({t})]
+ps = [torch.randn({shape}, requires_grad=True) for _ in range({t})]
 for p in ps: p.grad = torch.randn_like(p)
 opt = adamlab.create({name!r}, ps, lr=1e-3, engine="packed")
 start = time.perf_counter(); opt.step(); print(time.perf_counter() - start)
@@ -203,11 +208,12 @@ start = time.perf_counter(); opt.step(); print(time.perf_counter() - start)
 
 def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
     """(cold, warm) seconds of the first packed step, each in a fresh process."""
-    numel, tensors = CASES[case]
-    code = _FIRST_STEP.format(threads=threads, n=numel // tensors, t=tensors, name=name)
+    shape, tensors = CASES[case]
+    code = _FIRST_STEP.format(threads=threads, shape=shape, t=tensors, name=name)
     with tempfile.TemporaryDirectory() as cache:
-        # (no C++ checks built in the background: the process ends after its first step)
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "ADAMLAB_COMPILE": "1", "ADAMLAB_NATIVE": "0"}
+        # (the C++ module: ND-Adam's rows wait for its build in the cold process and load it in the warm
+        # one; for the others its build starts after the first step, and stops when the process ends)
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "ADAMLAB_COMPILE": "1"}
         times = []
         for _ in range(2):
             res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

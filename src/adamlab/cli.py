@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("bench", help="optimizer step time against torch's fused Adam (both engines)")
     p.add_argument(
-        "--cases", nargs="+", choices=["a", "b"], default=["a", "b"], help="(a) 25M params in 50 tensors, (b) 1M in 500"
+        "--cases",
+        nargs="+",
+        choices=["a", "b", "c"],
+        default=["a", "b"],
+        help="(a) 25M params in 50 tensors, (b) 1M in 500, (c) 25M in 50 matrices (1000, 500) (ND-Adam's rows); default a b",
     )
     p.add_argument("--optimizers", nargs="+", metavar="NAME", help="only these optimizers (default: all adamlab ones)")
     p.add_argument("--reps", type=int, default=15, help="timed steps per row (median reported; default 15)")

@@ -1,4 +1,14 @@
-"""The packed engine's per-step checks in C++, built once per machine in the background.
+"""The packed engine's C++: its per-step checks, and kernels for rules that inductor compiles poorly.
+
+One module, built once per machine. Kernels: ``ndadam_rows``, ND-Adam's step on a buffer of rows,
+each row in one visit (:class:`~adamlab.optim.NDAdam`; a rule opts in with
+:attr:`~adamlab.optim._base.RuleOptimizer._native_rule`). A pack that would use a kernel waits for
+the build (:func:`kernels`), instead of compiling its rule; the checks only start the build in the
+background. The code is built for this machine's processor (``-march=native``, 256-bit vectors on
+x86: see :data:`_OPTIMIZE`) with OpenMP, which loads torch's own OpenMP runtime, so the kernels use
+torch's threads (``torch.set_num_threads``).
+
+Checks:
 
 Every packed step checks that each param still reads from its slice of the flat buffer (its data
 pointer: what makes ``model.to()`` and ``p.data = ...`` safe) and that its gradient is still the view
@@ -11,17 +21,17 @@ fused Adam on the development VM; 0.012 ms with warm caches): it creates no obje
 memory accesses in flight.
 
 The module is compiled with the C++ compiler inductor uses against the installed torch's ATen and c10
-headers (about 2.3 s on the 2-core development VM: it finds a tensor's ``TensorImpl`` in its Python
+headers (about 3 s on the 2-core development VM: it finds a tensor's ``TensorImpl`` in its Python
 object at an offset it measures on probe tensors at load, so torch's Python-binding headers, 10 of
 the 12 s a build with them took, stay out) by a background thread that the first compiled packed
 step starts, so that step's own compile is not slowed, into inductor's cache directory under a name
-keyed by the source, torch, Python and the compiler; later processes load it at once. The compiler
+keyed by the source, the flags, torch, Python, the compiler and the processor; later processes load it at once. The compiler
 runs at idle CPU priority (``chrt --idle``): on a machine whose cores the training keeps busy,
 torch's parallel loops wait for the thread a compiler displaces (fused Adam, 25M params, took 400 ms
 per step instead of 13 while the old 12 s build ran at normal priority; now fewer, shorter stalls for
 about 2.5 s). Until it is loaded, or where it cannot be built (no compiler or Python headers) or finds
-no ``TensorImpl``, the same checks run in Python, with the same outcome. ``ADAMLAB_NATIVE=0`` never
-builds or loads it.
+no ``TensorImpl``, the same checks run in Python, with the same outcome, and rules run compiled.
+``ADAMLAB_NATIVE=0`` never builds or loads it.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -43,6 +54,7 @@ from typing import Any
 _SOURCE = r"""
 #include <Python.h>
 #include <ATen/core/Tensor.h>
+#include <cmath>
 #include <vector>
 
 // A torch.Tensor's Python object (torch's THPVariable) holds its TensorImpl pointer at a fixed offset,
@@ -167,8 +179,75 @@ static PyObject* check(PyObject*, PyObject* args) {
   return PyLong_FromLong(status);
 }
 
-static PyMethodDef methods[] = {
-    {"setup", setup, METH_VARARGS, nullptr}, {"check", check, METH_VARARGS, nullptr}, {nullptr, nullptr, 0, nullptr}};
+// ND-Adam's step on a flat buffer of rows (adamlab.optim.ndadam): each row in one visit, while it is in
+// cache: the projected gradient's first moment and squared norm, the row's second moment and step
+// factor, the moved row and its norm, the renormalized row. It reads the rows, gradients and first
+// moment once and writes the rows and first moment once (five full-size streams; Adam has seven).
+// Elementwise it computes what the rule's torch ops compute, in the same order and precision
+// (-ffp-contract=off: no fused multiply-adds); the row sums add in another order than torch's sums.
+template <typename T>
+static void ndadam_rows_of(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t rows,
+                           int64_t cols, double beta1, double beta2, double step_size, double eps, bool negate) {
+  const T b1 = beta1, c1 = 1 - beta1, b2 = beta2, c2 = 1 - beta2, size = step_size, e = eps, sign = negate ? -1 : 1;
+#pragma omp parallel for schedule(static) if (rows * cols >= 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict wr = w + r * cols;
+    const T* __restrict gr = g + r * cols;
+    T* __restrict mr = m + r * cols;
+    T dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < cols; ++j) dot += sign * gr[j] * wr[j];
+    T norm_sq = 0;
+#pragma omp simd reduction(+ : norm_sq)
+    for (int64_t j = 0; j < cols; ++j) {
+      const T projected = sign * gr[j] - dot * wr[j];
+      mr[j] = mr[j] * b1 + projected * c1;
+      norm_sq += projected * projected;
+    }
+    const T vr = v[r] * b2 + norm_sq * c2;
+    v[r] = vr;
+    const T rate = size / (std::sqrt(vr) + e);
+    T moved_sq = 0;
+#pragma omp simd reduction(+ : moved_sq)
+    for (int64_t j = 0; j < cols; ++j) {
+      const T moved = wr[j] - mr[j] * rate;
+      wr[j] = moved;
+      moved_sq += moved * moved;
+    }
+    const T inverse_norm = 1 / std::sqrt(moved_sq);
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) wr[j] = wr[j] * inverse_norm;
+  }
+}
+
+// ndadam_rows(w, g, m, v: data pointers, rows, cols, is_double, beta1, beta2, step_size, eps, negate) -> None
+static PyObject* ndadam_rows(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 12) {
+    PyErr_SetString(PyExc_TypeError, "ndadam_rows takes 12 arguments");
+    return nullptr;
+  }
+  void* ptr[4];
+  for (int i = 0; i < 4; ++i) ptr[i] = PyLong_AsVoidPtr(args[i]);
+  const int64_t rows = PyLong_AsLongLong(args[4]), cols = PyLong_AsLongLong(args[5]);
+  const int is_double = PyObject_IsTrue(args[6]), negate = PyObject_IsTrue(args[11]);
+  double x[4];
+  for (int i = 0; i < 4; ++i) x[i] = PyFloat_AsDouble(args[7 + i]);
+  if (PyErr_Occurred()) return nullptr;
+  Py_BEGIN_ALLOW_THREADS;
+  if (is_double)
+    ndadam_rows_of(static_cast<double*>(ptr[0]), static_cast<const double*>(ptr[1]), static_cast<double*>(ptr[2]),
+                   static_cast<double*>(ptr[3]), rows, cols, x[0], x[1], x[2], x[3], negate);
+  else
+    ndadam_rows_of(static_cast<float*>(ptr[0]), static_cast<const float*>(ptr[1]), static_cast<float*>(ptr[2]),
+                   static_cast<float*>(ptr[3]), rows, cols, x[0], x[1], x[2], x[3], negate);
+  Py_END_ALLOW_THREADS;
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {{"setup", setup, METH_VARARGS, nullptr},
+                                {"check", check, METH_VARARGS, nullptr},
+                                {"ndadam_rows", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ndadam_rows)), METH_FASTCALL, nullptr},
+                                {nullptr, nullptr, 0, nullptr}};
 static PyModuleDef module = {PyModuleDef_HEAD_INIT, "adamlab_native", nullptr, -1, methods};
 PyMODINIT_FUNC PyInit_adamlab_native() { return PyModule_Create(&module); }
 """
@@ -191,11 +270,31 @@ def _compiler() -> str | None:
     return shutil.which(get_cpp_compiler())
 
 
+_OPTIMIZE = [
+    *("-O3", "-march=native", "-funroll-loops", "-ffp-contract=off", "-fopenmp"),  # (the machine's own build: see _cpu)
+    *(["-mprefer-vector-width=256"] if platform.machine() in ("x86_64", "AMD64") else []),
+]
+"""The code generation flags. 256-bit vectors: rows of ND-Adam's kernel as short as 27 or 125 elements
+take 0.6-0.8x the time they take with AVX-512's 512 bits (its vector loops and sums cover less of a
+short row), and rows of 500 no longer (measured on the development VM)."""
+
+
+def _cpu() -> str:
+    """What the build's ``-march=native`` depends on: the processor's model and feature flags (Linux),
+    so that a cache directory shared between machines never hands one a module built for another."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n", 1)[0]  # (the first processor's block)
+    except OSError:
+        first = ""
+    return "\n".join([platform.machine(), *(line for line in first.splitlines() if line.startswith(("model name", "flags", "Features", "CPU part")))])
+
+
 def _library_path(compiler: str) -> str:
     import torch
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    key = json.dumps([_SOURCE, torch.__version__, sys.version, sys.executable, compiler])
+    key = json.dumps([_SOURCE, _OPTIMIZE, torch.__version__, sys.version, sys.executable, compiler, _cpu()])
     return os.path.join(cache_dir(), f"adamlab-native-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so")
 
 
@@ -221,7 +320,8 @@ def _build(compiler: str, path: str) -> None:
     command = [
         compiler,
         *("-x", "c++", "-", "-o", tmp),
-        *("-O2", "-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"),
+        *_OPTIMIZE,
+        *("-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"),
         f"-I{sysconfig.get_paths()['include']}",
         *(f"-I{p}" for p in include_paths()),
         *(f"-L{lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{lib}"),
@@ -311,6 +411,16 @@ def prepare() -> None:
         atexit.register(_stop_build)
         _THREAD = threading.Thread(target=_build_and_load, args=(compiler, path), name="adamlab-native-build", daemon=True)
         _THREAD.start()
+
+
+def kernels() -> Any:
+    """The module, for its compute kernels (``ndadam_rows``), or None where it cannot be had
+    (``ADAMLAB_NATIVE=0``, no compiler): loaded at once where this machine has it, else built now
+    (about 3 s on the development VM, once per machine; a build already running is waited for)."""
+    import torch._inductor  # noqa: F401 - (its cache directory holds the module; prepare() waits for this import)
+
+    wait()
+    return module
 
 
 def wait() -> bool:

@@ -18,7 +18,7 @@ step grows with the number of distinct segment lengths, not of tensors: one pack
 (SWATS) or all rows (ND-Adam) of a group have the same length.
 
 The rule runs compiled with ``torch.compile`` (eager, with a one-time warning, where compiling
-fails), once per *run*: a contiguous range of params that have a gradient this step and equal
+fails; or as the optimizer's C++ kernel, see :attr:`~adamlab.optim._base.RuleOptimizer._native_rule`), once per *run*: a contiguous range of params that have a gradient this step and equal
 per-param scalars (``step``...), on slices of the flat buffers, with one value per scalar. Usually
 the whole pack is one run. A param without a gradient is skipped as torch skips it (no update, no
 decay, no state change) and keeps a smaller ``step`` from then on, which cuts the pack into runs
@@ -426,6 +426,7 @@ class Pack:
         self.kernel: _Kernel | None = None  # the kernel of the last step, for these options and hyperparameter names:
         self.kernel_for: tuple[dict[str, Any], tuple[str, ...]] | None = None
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
+        self.native: Callable[..., None] | None | bool = None  # the rule's C++ kernel for this pack, False: none; None: not decided yet
 
     def _slice(self, flat: torch.Tensor, i: int, offsets: list[int] | None = None) -> torch.Tensor:
         offsets = self.offsets if offsets is None else offsets
@@ -503,10 +504,33 @@ class Pack:
                 self.reduction is not None,
             )
             self.kernel, self.kernel_for = kernel(cls._rule, structure, self.flat_p.numel()), (flags, names)
+        if self.native is None:
+            self.native = self._native_rule() or False
+        if self.native:
+            h = dict(zip(names, map(float, values)))
+            for (p, g, *slots), (step,), _ in self.runs:
+                self.native(_native.module, p, g, dict(zip(self.flat, slots)), float(step[0]) + 1, h, flags)
+                step.add_(1)
+            return True
         run = self.kernel
         for (p, g, *slots), columns, site in self.runs:
             run(site, p, g, [*slots, *columns], values)
         return True
+
+    def _native_rule(self) -> Callable[..., None] | None:
+        """The optimizer's C++ kernel for this pack (:attr:`~adamlab.optim._base.RuleOptimizer._native_rule`)
+        where it applies: a pack of segments of float32 or float64 on the CPU whose only per-param
+        scalar is ``step``, once :mod:`~adamlab.optim._native` is loaded (built now if need be)."""
+        rule = type(self.opt)._native_rule
+        if (
+            rule is None
+            or self.reduction is None
+            or self.flat_p.device.type != "cpu"
+            or self.flat_p.dtype not in (torch.float32, torch.float64)
+            or tuple(self.scalar) != ("step",)
+        ):
+            return None
+        return rule if _native.kernels() is not None else None
 
     def _runs(self, missing: tuple[int, ...]) -> list[tuple[list[torch.Tensor], list[torch.Tensor], dict]]:
         """The params that have a gradient, cut into contiguous runs with equal per-param scalars
