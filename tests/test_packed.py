@@ -60,6 +60,14 @@ def checks(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def compiled_rules_only(monkeypatch):
+    """Rules that have a C++ kernel (ND-Adam's rows, SWATS's tensors) run their compiled form, as where it cannot be built."""
+    from adamlab.optim import _native
+
+    monkeypatch.setattr(_native, "kernels", lambda: None)
+
+
 def ids(cases):
     return [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in cases]
 
@@ -307,7 +315,7 @@ def test_ndadam_kernels_run_row_by_row(tmp_path):
     ],
     ids=["adam", "nadam", "swats-decay"],
 )
-def test_compiled_kernels_are_called_directly_after_their_first_call(monkeypatch, make, direct):
+def test_compiled_kernels_are_called_directly_after_their_first_call(monkeypatch, make, direct, compiled_rules_only):
     """From the second step on, a run calls its compiled graph directly, not through torch.compile:
     with torch.compile's entry made to fail from step 3 on, a float64 and a float32 pack (one
     kernel, two graphs) still follow the reference engine under a schedule that changes lr every
@@ -358,7 +366,7 @@ def test_compiled_kernels_are_called_directly_after_their_first_call(monkeypatch
     ],
     ids=["swats-zero-decay", "padam-roots"],
 )
-def test_specialized_kernels_compile_once_each_and_match_reference(monkeypatch, make, key, values, alone):
+def test_specialized_kernels_compile_once_each_and_match_reference(monkeypatch, make, key, values, alone, compiled_rules_only):
     """SWATS without weight decay and Padam with partial 1/2, 1/4, 1/8 run kernels of their own: a
     schedule moving in and out of those values compiles each kernel once, not once per step (as many
     graphs as running at one value of each kind compiles)."""
@@ -442,9 +450,15 @@ def swats_switching(engines, steps=60, handover=25):
     return out, opt, params
 
 
+@pytest.mark.parametrize("rule", ["cpp", "compiled"])
 @pytest.mark.parametrize("engines", [("packed",), ("packed", "reference"), ("reference", "packed")], ids="->".join)
-def test_swats_switches_per_tensor_on_the_packed_layout_as_the_reference(engines):
-    """Switches at different steps per tensor, two groups, a scheduler, a missing grad, and checkpoints across engines."""
+def test_swats_switches_per_tensor_on_the_packed_layout_as_the_reference(engines, rule, monkeypatch):
+    """Switches at different steps per tensor, two groups, a scheduler, a missing grad, and checkpoints across
+    engines; on the packed engine through SWATS's C++ kernel (where it builds) and through its rule."""
+    if rule == "compiled":
+        from adamlab.optim import _native
+
+        monkeypatch.setattr(_native, "kernels", lambda: None)
     ref, ref_opt, ref_params = swats_switching(("reference",))
     ours, opt, params = swats_switching(engines)
     assert_trajectories_close(ref, ours)
@@ -499,14 +513,6 @@ def test_compiled_elementwise_rules_match_reference(cls, kw, monkeypatch):
         warnings.simplefilter("error", RuntimeWarning)  # a compile failure would warn and run eagerly
         b = trajectory(lambda ps: cls(ps, lr=1e-2, engine="packed", **kw), steps=20, skip=skip, before_step=tweak)
     assert_trajectories_close(a, b)
-
-
-@pytest.fixture
-def compiled_rules_only(monkeypatch):
-    """Rules that have a C++ kernel (ND-Adam's rows) run their compiled form, as where it cannot be built."""
-    from adamlab.optim import _native
-
-    monkeypatch.setattr(_native, "kernels", lambda: None)
 
 
 @pytest.mark.parametrize(("cls", "kw"), REDUCING[::2], ids=ids(REDUCING[::2]))
@@ -661,32 +667,6 @@ def test_ndadam_rows_run_the_cpp_kernel_and_match_reference(kw, native_kernels, 
     assert calls.index((6, 6)) > calls.index((8, 6)) and (2, 6) in calls
 
 
-def test_ndadam_rows_kernel_in_float32_agrees_with_the_compiled_rule_and_reference(native_kernels, monkeypatch):
-    """float32: the C++ kernel computes the rule's elementwise ops in the same order and precision; its row
-    sums add in another order, so it agrees with the compiled rule and the reference to float32 rounding."""
-    torch.set_default_dtype(torch.float32)
-    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
-    shapes = ((64, 300), (8, 3, 3, 3))
-
-    def run(engine):
-        return trajectory(lambda ps: adamlab.NDAdam(ps, lr=1e-2, engine=engine), shapes=shapes, dtype=torch.float32)
-
-    ref, native = run("reference"), run("packed")
-    from adamlab.optim import _native
-
-    monkeypatch.setattr(_native, "kernels", lambda: None)
-    compiled = run("packed")
-    assert_trajectories_close(ref, native, tol=2e-6)
-    assert_trajectories_close(compiled, native, tol=2e-6)
-
-
-def test_ndadam_rows_kernel_refuses_wrong_arguments(native_kernels):
-    with pytest.raises(TypeError, match="12 arguments"):
-        native_kernels.ndadam_rows(0, 0, 0, 0)
-    with pytest.raises(TypeError):
-        native_kernels.ndadam_rows(*[0] * 7, "beta1", 0.9, 1e-3, 1e-8, False)
-
-
 def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
     """On a machine without the module, ND-Adam's first packed step waits for its build (about 3 s)
     instead of compiling its rows' rule with inductor (which took 7-9 s on an empty compile cache), and
@@ -708,3 +688,89 @@ def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
     assert [graphs for graphs, _ in out] == ["0", "0"]
     assert [p.suffix for p in tmp_path.iterdir() if "adamlab-native" in p.name] == [".so"]
     assert float(out[1][1]) < 1.0  # loaded, not built again
+
+
+@pytest.mark.parametrize("kw", [{}, {"weight_decay": 0.05, "maximize": True}], ids=["default", "decay-maximize"])
+def test_swats_tensors_run_the_cpp_kernel_and_match_reference(kw, native_kernels, monkeypatch):
+    """On CPU float32/float64, SWATS's packs run one C++ kernel per run (adamlab.optim._native's
+    swats_tensors), in chunks of 16,384 elements that the threads share: tensors of several chunks and
+    of less than one match the reference engine over 60 steps, also with a param that skips steps."""
+    calls, kernel = [], native_kernels.swats_tensors
+
+    def spy(*args):
+        calls.append(args[8:10])  # (count, length)
+        return kernel(*args)
+
+    monkeypatch.setattr(native_kernels, "swats_tensors", spy)
+    shapes = ((2, 20_000), (40_000,), (5, 3), (15,))  # 40,000: two full chunks and a part
+
+    def skip(t, i):
+        return i == 3 and t % 4 == 3
+
+    made = []
+    a = trajectory(lambda ps: adamlab.SWATS(ps, lr=1e-2, engine="reference", **kw), shapes=shapes, skip=skip)
+    b = trajectory(lambda ps: made.append(adamlab.SWATS(ps, lr=1e-2, engine="packed", **kw)) or made[0], shapes=shapes, skip=skip)
+    assert_trajectories_close(a, b)
+    assert all(pack.native for pack in made[0]._packs[id(made[0].param_groups[0])][1])
+    assert {(2, 40_000), (2, 15), (1, 15)} <= set(calls)
+
+
+def test_swats_cpp_kernel_follows_the_rule_on_gradients_that_are_not_finite(native_kernels):
+    """After the switch the rule adds 0 * g to the frozen moments, which a gradient of inf or NaN (or one
+    whose square overflows) makes NaN; the kernel writes them only then, with the rule's result."""
+
+    def run(engine, dtype):
+        params = [torch.linspace(-1, 1, 40_000, dtype=dtype).requires_grad_(), torch.linspace(0, 2, 12, dtype=dtype).requires_grad_()]
+        opt = adamlab.SWATS(params, lr=1e-2, eps=1e-3, weight_decay=0.01, engine=engine)  # (switches at step 2)
+        for t in range(6):
+            for p in params:
+                p.grad = p.detach() * 0.5 + 0.1
+            if t == 4:
+                params[0].grad[[0, 7, 20_000]] = torch.tensor([float("inf"), float("nan"), 1e30 if dtype == torch.float32 else 1e200], dtype=dtype)
+                params[1].grad[3] = -float("inf")
+            opt.step()
+        assert all(opt.state[p]["switch_step"].item() == 2 for p in params)
+        return [(p.detach(), *(opt.state[p][k] for k in ("exp_avg", "exp_avg_sq", "momentum_buffer"))) for p in params]
+
+    for dtype in (torch.float64, torch.float32):
+        ref, ours = run("reference", dtype), run("packed", dtype)
+        for x, y in zip(ref, ours):
+            for u, v in zip(x, y):
+                tol = 1e-6 if dtype == torch.float32 else 1e-12  # (the sums add in another order: sgd_lr to rounding)
+                torch.testing.assert_close(v, u, rtol=tol, atol=tol, equal_nan=True)
+        assert ours[0][2].isnan().sum() == 3 and ours[0][1].isnan().sum() == 2  # (1e30 squared overflows: v only)
+
+
+@pytest.mark.parametrize(
+    ("make", "shapes"),
+    [
+        (lambda ps, engine: adamlab.NDAdam(ps, lr=1e-2, engine=engine), ((64, 300), (8, 3, 3, 3))),
+        (lambda ps, engine: adamlab.SWATS(ps, lr=1e-2, weight_decay=0.01, engine=engine), ((70_000,), (70_000,), (300,))),
+    ],
+    ids=["ndadam", "swats"],
+)
+def test_cpp_kernels_in_float32_agree_with_the_compiled_rule_and_reference(make, shapes, native_kernels, monkeypatch):
+    """float32: the C++ kernels compute the rule's elementwise ops in the same order and precision; their
+    sums add in another order, so they agree with the compiled rule and the reference to float32 rounding."""
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setenv("ADAMLAB_COMPILE", "1")
+
+    def run(engine):
+        return trajectory(lambda ps: make(ps, engine), shapes=shapes, dtype=torch.float32)
+
+    ref, native = run("reference"), run("packed")
+    from adamlab.optim import _native
+
+    monkeypatch.setattr(_native, "kernels", lambda: None)
+    compiled = run("packed")
+    assert_trajectories_close(ref, native, tol=2e-6)
+    assert_trajectories_close(compiled, native, tol=2e-6)
+
+
+def test_cpp_kernels_refuse_wrong_arguments(native_kernels):
+    with pytest.raises(TypeError, match="12 arguments"):
+        native_kernels.ndadam_rows(0, 0, 0, 0)
+    with pytest.raises(TypeError):
+        native_kernels.ndadam_rows(*[0] * 7, "beta1", 0.9, 1e-3, 1e-8, False)
+    with pytest.raises(TypeError, match="20 arguments"):
+        native_kernels.swats_tensors(0, 0)

@@ -71,7 +71,7 @@ class NDAdam(RuleOptimizer):
     three row sums and every elementwise op the rule makes, in the same order and precision (the sums
     add in another order than torch's), reading the rows, gradients and first moment once and writing
     the rows and first moment once: five full-size streams of memory traffic where Adam has seven.
-    Measured on 25M params in 50 x (1000, 500) (``adamlab bench --cases c``): 0.69-0.77x the time of
+    Measured on 25M params in 50 x (1000, 500) (``adamlab bench --cases c``): 0.67-0.90x the time of
     torch's fused Adam (0.77x for rows of 125; 20,000 conv kernels (64, 3, 3, 3): 0.22x, where fused
     Adam pays per tensor). The rows (of all tensors whose rows have one length, together) are split
     among the threads, so fewer rows than threads leave threads idle. Elsewhere (other devices and dtypes, no C++ compiler, ``ADAMLAB_NATIVE=0``)

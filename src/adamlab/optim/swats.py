@@ -6,6 +6,7 @@ same rule runs tensor by tensor on the reference engine and on whole flat buffer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,12 +58,21 @@ class SWATS(RuleOptimizer):
       implementations additionally require :math:`\Lambda > 0`; this one does not).
     - ``weight_decay`` (not in the paper) is L2, added to the gradient before either phase; it is 0
       by default, so the default is the paper's algorithm. A zero ``weight_decay`` skips the decay
-      (``_zero_decay_structural``): the packed engine then updates the params in place, in the same
-      pass as the per-tensor sums. With weight decay those sums read the params; updated in the same
-      pass, inductor would write the new params into a temporary it allocates every step (24,400
-      page faults per step for 25M params, 3.7x the time of fused Adam), so the rule breaks the
-      compiled graph there and updates the params in a second, in-place pass from the stored moments
-      (the same numbers; 2.0x; a no-op when not compiling).
+      (``_zero_decay_structural``).
+    - Speed: on the packed engine, tensors of float32 or float64 on the CPU run one C++ kernel
+      (``swats_tensors`` in :mod:`adamlab.optim._native`, built once per machine; the first step waits
+      for the build, about 3 s, instead of compiling) in one pass: a tensor's param update does not
+      depend on this step's sums (a tensor switching now takes its Adam step), so each element is
+      read and written once, the sums taken on the way and each tensor's switch decided after; an
+      Adam-phase tensor moves params and both moments (Adam's seven streams of memory traffic), an
+      SGD-phase one params and momentum (five). Chunks of 16,384 elements are shared among the
+      threads and their sums added in chunk order (the same result for any number of threads).
+      Measured on 25M params in 50 tensors, in one process with torch's fused Adam: 0.92-0.95x its time,
+      0.90x with weight decay. Elsewhere the rule is compiled: 1.11-1.19x without weight decay; with
+      it 1.9-2.0x, since the sums then read the params and, updated in the same pass, inductor wrote
+      the new params into a temporary it allocates every step (24,400 page faults per step for 25M
+      params, 3.7x), so the rule breaks the compiled graph there and updates the params in a second,
+      in-place pass from the stored moments (the same numbers; a no-op when not compiling).
     - Defaults ``lr=1e-3, betas=(0.9, 0.999), eps=1e-9`` as the paper. After the switch ``lr`` is
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
@@ -144,3 +154,23 @@ class SWATS(RuleOptimizer):
             adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
             sgd_step = buf * (-(1 - h.beta1) * sgd_lr)  # (unchanged where the SGD step is taken)
         p.add_(torch.where(sgd, sgd_step, adam_step))
+
+    @staticmethod
+    def _native_rule(native: Any, p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], step: float, h: dict[str, float], group: dict[str, Any]) -> None:
+        # the packed engine's tensors on the CPU: adamlab.optim._native's swats_tensors, one pass
+        bc2 = 1 - h["beta2"] ** step
+        slots = (s[k] for k in ("exp_avg", "exp_avg_sq", "momentum_buffer", "proj_lr_avg", "sgd_lr", "switch_step"))
+        native.swats_tensors(
+            *(x.data_ptr() for x in (p, g, *slots)),
+            *p.shape,
+            p.dtype == torch.float64,
+            h["beta1"],
+            h["beta2"],
+            h["eps"],
+            h.get("weight_decay", 0.0),
+            -h["lr"] * math.sqrt(bc2) / (1 - h["beta1"] ** step),
+            bc2,
+            step,
+            "weight_decay" in h,
+            group["maximize"],
+        )
