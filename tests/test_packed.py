@@ -670,7 +670,8 @@ def test_ndadam_rows_run_the_cpp_kernel_and_match_reference(kw, native_kernels, 
 def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
     """On a machine without the module, ND-Adam's first packed step waits for its build (about 3 s)
     instead of compiling its rows' rule with inductor (which took 7-9 s on an empty compile cache), and
-    compiles nothing; a second process loads the module at once. Fresh processes, empty caches."""
+    prepares no compiled kernel (whose setup probes the CPU's vector instructions, seconds on an empty
+    cache); a second process loads the module at once. Fresh processes, empty caches."""
     import os
     import subprocess
     import sys
@@ -687,6 +688,7 @@ def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
     out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split() for _ in range(2)]
     assert [graphs for graphs, _ in out] == ["0", "0"]
     assert [p.suffix for p in tmp_path.iterdir() if "adamlab-native" in p.name] == [".so"]
+    assert not [p for p in tmp_path.iterdir() if "adamlab-vec-isa" in p.name]  # (nor was inductor's CPU probe run for a kernel)
     assert float(out[1][1]) < 1.0  # loaded, not built again
 
 

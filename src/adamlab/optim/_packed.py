@@ -493,6 +493,14 @@ class Pack:
             self.stateful = all(self.opt.state.get(p) for p in self.params)
         if self.runs is None or missing != self.runs_missing:
             self.runs, self.runs_missing = self._runs(missing), missing
+        if self.native is None:  # (decided first: a pack with a C++ kernel never makes a compiled one)
+            self.native = self._native_rule() or False
+        if self.native:
+            h = dict(zip(names, map(float, values)))
+            for (p, g, *slots), (step,), _ in self.runs:
+                self.native(_native.module, p, g, dict(zip(self.flat, slots)), float(step[0]) + 1, h, flags)
+                step.add_(1)
+            return True
         if self.kernel is None or self.kernel_for != (flags, names):  # (hashing the structure every step costs tens of microseconds)
             cls = type(self.opt)
             structure = (
@@ -504,14 +512,6 @@ class Pack:
                 self.reduction is not None,
             )
             self.kernel, self.kernel_for = kernel(cls._rule, structure, self.flat_p.numel()), (flags, names)
-        if self.native is None:
-            self.native = self._native_rule() or False
-        if self.native:
-            h = dict(zip(names, map(float, values)))
-            for (p, g, *slots), (step,), _ in self.runs:
-                self.native(_native.module, p, g, dict(zip(self.flat, slots)), float(step[0]) + 1, h, flags)
-                step.add_(1)
-            return True
         run = self.kernel
         for (p, g, *slots), columns, site in self.runs:
             run(site, p, g, [*slots, *columns], values)
