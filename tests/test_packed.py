@@ -667,11 +667,12 @@ def test_ndadam_rows_run_the_cpp_kernel_and_match_reference(kw, native_kernels, 
     assert calls.index((6, 6)) > calls.index((8, 6)) and (2, 6) in calls
 
 
-def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
-    """On a machine without the module, ND-Adam's first packed step waits for its build (about 3 s)
-    instead of compiling its rows' rule with inductor (which took 7-9 s on an empty compile cache), and
-    prepares no compiled kernel (whose setup probes the CPU's vector instructions, seconds on an empty
-    cache); a second process loads the module at once. Fresh processes, empty caches."""
+@pytest.mark.parametrize("name", ["ndadam", "padam"])
+def test_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path, name):
+    """On a machine without the module, ND-Adam's and Padam's first packed step waits for its build
+    (about 3 s) instead of compiling the rule with inductor (which took 7-9 s on an empty compile
+    cache), and prepares no compiled kernel (whose setup probes the CPU's vector instructions, seconds
+    on an empty cache); a second process loads the module at once. Fresh processes, empty caches."""
     import os
     import subprocess
     import sys
@@ -680,7 +681,7 @@ def test_ndadam_first_step_builds_the_cpp_module_instead_of_compiling(tmp_path):
         "import time, torch, adamlab\n"
         "ps = [torch.randn(64, 300, requires_grad=True) for _ in range(3)]\n"
         "for p in ps: p.grad = torch.randn_like(p)\n"
-        "opt = adamlab.create('ndadam', ps, lr=1e-3, engine='packed')\n"
+        f"opt = adamlab.create('{name}', ps, lr=1e-3, engine='packed')\n"
         "t = time.perf_counter(); opt.step(); first = time.perf_counter() - t; opt.step()\n"
         "print(torch._dynamo.utils.counters['stats']['unique_graphs'], first)\n"
     )
@@ -717,22 +718,33 @@ def test_swats_tensors_run_the_cpp_kernel_and_match_reference(kw, native_kernels
     assert {(2, 40_000), (2, 15), (1, 15)} <= set(calls)
 
 
+def _steps_with_non_finite_grads(make, dtype, slots, bad_step):
+    """Six steps on a long and a short param (gradients 0.5 p + 0.1), with inf, NaN and a gradient whose
+    square overflows in the long one and -inf in the short one at ``bad_step``: the optimizer, and each
+    param with its ``slots`` after."""
+    params = [torch.linspace(-1, 1, 40_000, dtype=dtype).requires_grad_(), torch.linspace(0, 2, 12, dtype=dtype).requires_grad_()]
+    opt = make(params)
+    for t in range(6):
+        for p in params:
+            p.grad = p.detach() * 0.5 + 0.1
+        if t == bad_step:
+            params[0].grad[[0, 7, 20_000]] = torch.tensor([float("inf"), float("nan"), 1e30 if dtype == torch.float32 else 1e200], dtype=dtype)
+            params[1].grad[3] = -float("inf")
+        opt.step()
+    return opt, [(p.detach(), *(opt.state[p][k] for k in slots)) for p in params]
+
+
 def test_swats_cpp_kernel_follows_the_rule_on_gradients_that_are_not_finite(native_kernels):
     """After the switch the rule adds 0 * g to the frozen moments, which a gradient of inf or NaN (or one
     whose square overflows) makes NaN; the kernel writes them only then, with the rule's result."""
 
     def run(engine, dtype):
-        params = [torch.linspace(-1, 1, 40_000, dtype=dtype).requires_grad_(), torch.linspace(0, 2, 12, dtype=dtype).requires_grad_()]
-        opt = adamlab.SWATS(params, lr=1e-2, eps=1e-3, weight_decay=0.01, engine=engine)  # (switches at step 2)
-        for t in range(6):
-            for p in params:
-                p.grad = p.detach() * 0.5 + 0.1
-            if t == 4:
-                params[0].grad[[0, 7, 20_000]] = torch.tensor([float("inf"), float("nan"), 1e30 if dtype == torch.float32 else 1e200], dtype=dtype)
-                params[1].grad[3] = -float("inf")
-            opt.step()
-        assert all(opt.state[p]["switch_step"].item() == 2 for p in params)
-        return [(p.detach(), *(opt.state[p][k] for k in ("exp_avg", "exp_avg_sq", "momentum_buffer"))) for p in params]
+        def make(ps):
+            return adamlab.SWATS(ps, lr=1e-2, eps=1e-3, weight_decay=0.01, engine=engine)  # (switches at step 2)
+
+        opt, out = _steps_with_non_finite_grads(make, dtype, ("exp_avg", "exp_avg_sq", "momentum_buffer"), bad_step=4)
+        assert all(state["switch_step"].item() == 2 for state in opt.state.values())
+        return out
 
     for dtype in (torch.float64, torch.float32):
         ref, ours = run("reference", dtype), run("packed", dtype)
@@ -743,17 +755,122 @@ def test_swats_cpp_kernel_follows_the_rule_on_gradients_that_are_not_finite(nati
         assert ours[0][2].isnan().sum() == 3 and ours[0][1].isnan().sum() == 2  # (1e30 squared overflows: v only)
 
 
+PARTIALS = (0.25, 0.3, 0.5, 0.125, 0.45, 0.01)  # 1, general, 0, 2 square roots, general, general
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"weight_decay": 0.05, "maximize": True}, {"bias_correction": False, "eps": 0.0}], ids=["default", "decay-maximize", "paper-form"]
+)
+def test_padam_runs_the_cpp_kernel_and_matches_reference(kw, native_kernels, monkeypatch):
+    """On CPU float32/float64, Padam's packs run one C++ kernel per run (adamlab.optim._native's padam),
+    whatever the exponent: a schedule moving ``partial`` through the square-root cases (1/2, 1/4, 1/8)
+    and general ones matches the reference engine over 60 steps, also with a param that skips steps."""
+    calls, kernel = [], native_kernels.padam
+
+    def spy(*args):
+        calls.append(args[14])  # (roots: -1 is the general power)
+        return kernel(*args)
+
+    monkeypatch.setattr(native_kernels, "padam", spy)
+
+    def skip(t, i):
+        return i == 3 and t % 4 == 3
+
+    def tweak(opt, t):
+        opt.param_groups[0]["partial"] = PARTIALS[t % len(PARTIALS)]
+
+    made = []
+    a = trajectory(lambda ps: adamlab.Padam(ps, lr=1e-2, engine="reference", **kw), skip=skip, before_step=tweak)
+    b = trajectory(lambda ps: made.append(adamlab.Padam(ps, lr=1e-2, engine="packed", **kw)) or made[0], skip=skip, before_step=tweak)
+    assert_trajectories_close(a, b)
+    assert all(pack.native for pack in made[0]._packs[id(made[0].param_groups[0])][1])
+    assert set(calls) == {-1, 0, 1, 2}
+
+
+def _padam_denominators(kernel, d, partial, dtype):
+    """What one step of the C++ kernel divides by, d ** (2 * partial), on denominators d: with betas 0 and
+    eps 0 the kernel's m is g and its sqrt(vmax) is |g| (for g whose square rounds to one whose root is g)."""
+    g = d.to(dtype)
+    p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
+    ptrs = (x.data_ptr() for x in (p, g, m, v, vmax))
+    kernel(*ptrs, g.numel(), 0, dtype == torch.float64, 0.0, 0.0, 0.0, 0.0, 1.0, 2 * partial, -1, False)
+    return g.double() / -p.double(), (g * g).sqrt().double()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_padam_general_power_in_the_cpp_kernel_is_within_rounding_of_the_exact_power(dtype, native_kernels):
+    """The kernel's d ** (2p) (2^(2p log2 d) with its own log2 and exp2) is within 3e-7 relative (float32)
+    or 1e-15 (float64) of the exact power of its rounded input, over denominators from 1e-20 to 1e15 and
+    exponents across (0, 1] (measured 1.7e-7 and 4.0e-16, the division that reads it included); torch's
+    exp(2p log d), the reference engine's form, 3.8e-6 and 7.2e-15."""
+    d = torch.logspace(-20, 15, 400_001, dtype=torch.float64)
+    worst, torch_worst = 0.0, 0.0
+    for partial in (0.005, 0.1, 0.3, 0.45, 0.4995, 0.5):
+        power, rounded = _padam_denominators(native_kernels.padam, d, partial, dtype)
+        two_p = torch.tensor(2 * partial, dtype=torch.float64).to(dtype).double().item()  # (the exponent as the dtype holds it)
+        exact = rounded**two_p
+        worst = max(worst, ((power - exact).abs() / exact).max().item())
+        theirs = torch.exp(torch.log(rounded.to(dtype)) * torch.tensor(2 * partial, dtype=torch.float64)).double()
+        torch_worst = max(torch_worst, ((theirs - exact).abs() / exact).max().item())
+    assert worst < (3e-7 if dtype == torch.float32 else 1e-15)
+    assert torch_worst > 10 * worst  # (so the test does tell the two apart)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_padam_general_power_in_the_cpp_kernel_at_the_edges(dtype, native_kernels):
+    """A subnormal denominator (a subnormal eps) is powered like any other; a zero denominator divides m
+    by 0, an infinite one gives 0 and NaN stays NaN, as the reference's m / exp(2p log d)."""
+    info = torch.finfo(dtype)
+    for eps in (info.smallest_normal / 4, info.smallest_normal / 2**20, info.smallest_normal * 0.99):
+        g = torch.full((1,), info.smallest_normal / 2**10, dtype=dtype)  # (its square underflows: d = 0 + eps)
+        p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
+        native_kernels.padam(*(x.data_ptr() for x in (p, g, m, v, vmax)), 1, 0, dtype == torch.float64, 0.0, 0.0, eps, 0.0, 1.0, 0.6, -1, False)
+        exact = g.double() / torch.tensor(eps, dtype=dtype).double() ** torch.tensor(0.6, dtype=dtype).double()
+        assert ((-p.double() - exact).abs() / exact).item() < 1e-6
+    g = torch.tensor([0.0, 1.0, 1.0, float("inf"), float("nan")], dtype=dtype)
+    p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
+    vmax[2] = float("inf")
+    native_kernels.padam(*(x.data_ptr() for x in (p, g, m, v, vmax)), 5, 0, dtype == torch.float64, 0.0, 0.0, 0.0, 0.0, 1.0, 0.6, -1, False)
+    d = torch.tensor([0.0, 1.0, float("inf"), float("inf"), float("nan")], dtype=dtype)
+    want = -(g / torch.exp(torch.log(d) * 0.6))  # (0 / 0, 1, 1 / inf, inf / inf, NaN)
+    assert want[[1, 2]].tolist() == [-1.0, 0.0] and want[[0, 3, 4]].isnan().all()
+    torch.testing.assert_close(p, want, equal_nan=True, rtol=0, atol=0)
+
+
+def test_padam_cpp_kernel_follows_the_rule_on_gradients_that_are_not_finite(native_kernels):
+    """A gradient of inf or NaN (or one whose square overflows) reaches the moments, the max (NaN wins, as
+    torch.maximum) and the param exactly as in the reference engine, for the general power and a root."""
+
+    def run(engine, dtype, partial):
+        def make(ps):
+            return adamlab.Padam(ps, lr=1e-2, partial=partial, weight_decay=0.01, engine=engine)
+
+        return _steps_with_non_finite_grads(make, dtype, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), bad_step=3)[1]
+
+    for dtype in (torch.float64, torch.float32):
+        for partial in (0.3, 0.25):
+            ref, ours = run("reference", dtype, partial), run("packed", dtype, partial)
+            for x, y in zip(ref, ours):
+                for u, v in zip(x, y):
+                    tol = 1e-5 if dtype == torch.float32 else 1e-12  # (float32: exp(2p log d) against our power)
+                    torch.testing.assert_close(v, u, rtol=tol, atol=tol, equal_nan=True)
+            assert ours[0][0].isnan().sum() == 2 and ours[0][3][20_000].isinf()  # (1e30 squared overflows: d = inf, a step of 0)
+
+
 @pytest.mark.parametrize(
     ("make", "shapes"),
     [
         (lambda ps, engine: adamlab.NDAdam(ps, lr=1e-2, engine=engine), ((64, 300), (8, 3, 3, 3))),
         (lambda ps, engine: adamlab.SWATS(ps, lr=1e-2, weight_decay=0.01, engine=engine), ((70_000,), (70_000,), (300,))),
+        (lambda ps, engine: adamlab.Padam(ps, lr=1e-2, partial=0.3, engine=engine), ((70_000,), (300,))),
+        (lambda ps, engine: adamlab.Padam(ps, lr=1e-2, partial=0.125, weight_decay=0.01, engine=engine), ((70_000,), (300,))),
     ],
-    ids=["ndadam", "swats"],
+    ids=["ndadam", "swats", "padam-general", "padam-roots"],
 )
 def test_cpp_kernels_in_float32_agree_with_the_compiled_rule_and_reference(make, shapes, native_kernels, monkeypatch):
     """float32: the C++ kernels compute the rule's elementwise ops in the same order and precision; their
-    sums add in another order, so they agree with the compiled rule and the reference to float32 rounding."""
+    sums add in another order, and Padam's general power is computed otherwise (more exactly), so they
+    agree with the compiled rule and the reference to float32 rounding."""
     torch.set_default_dtype(torch.float32)
     monkeypatch.setenv("ADAMLAB_COMPILE", "1")
 
@@ -776,3 +893,5 @@ def test_cpp_kernels_refuse_wrong_arguments(native_kernels):
         native_kernels.ndadam_rows(*[0] * 7, "beta1", 0.9, 1e-3, 1e-8, False)
     with pytest.raises(TypeError, match="20 arguments"):
         native_kernels.swats_tensors(0, 0)
+    with pytest.raises(TypeError, match="16 arguments"):
+        native_kernels.padam(0, 0, 0)

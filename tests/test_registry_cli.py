@@ -76,12 +76,13 @@ def test_import_adamlab_is_light():
 
 
 def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
-    """Smoke test on a tiny layout: the table has the fused baseline and both engines, with ratios."""
+    """Smoke test on a tiny layout: the table has the fused baseline and both engines, with ratios (and
+    Padam's packed engine once more with an exponent that is not a square root)."""
     from adamlab import bench
 
     monkeypatch.setitem(bench.CASES, "b", ((2_000,), 10))
     monkeypatch.setenv("ADAMLAB_COMPILE", "0")
-    assert main(["bench", "--cases", "b", "--optimizers", "adam", "swats", "--reps", "2", "--threads", "1"]) == 0
+    assert main(["bench", "--cases", "b", "--optimizers", "adam", "swats", "padam", "--reps", "2", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = lines[lines.index(next(x for x in lines if x.startswith("optimizer"))) + 1 :]
     rows = {line[:34].strip(): line[34:].split() for line in table}
@@ -91,6 +92,8 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
         "adamlab adam reference",
         "adamlab swats packed",
         "adamlab swats reference",
+        "adamlab padam packed",
+        "adamlab padam p=0.3 packed",  # (Padam's general power: a row of its own)
         "torch Adam foreach",
     } <= set(rows)
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())

@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -98,6 +99,8 @@ def _contenders(names: list[str]) -> list[tuple[str, Callable[[list[torch.Tensor
             continue
         for engine in ("packed", "reference"):
             rows.append((f"adamlab {name} {engine}", lambda ps, n=name, e=engine: _create(n, ps, e)))
+        if name == "padam":  # (an exponent other than 1/2, 1/4, 1/8: a power per element, see Padam's docstring)
+            rows.append(("adamlab padam p=0.3 packed", lambda ps: _create("padam", ps, "packed", partial=0.3)))
     for label, module, cls, kw in [
         ("adabelief-pytorch 0.2.1", "adabelief_pytorch", "AdaBelief", {"print_change_log": False, "rectify": False}),
         ("adabound 0.0.5", "adabound", "AdaBound", {}),
@@ -116,10 +119,10 @@ def _quietly(cls, *args, **kwargs):
         return cls(*args, **kwargs)
 
 
-def _create(name: str, params: list[torch.Tensor], engine: str) -> torch.optim.Optimizer:
+def _create(name: str, params: list[torch.Tensor], engine: str, **options: Any) -> torch.optim.Optimizer:
     from .optim.registry import create
 
-    return create(name, params, lr=1e-3, engine=engine)
+    return create(name, params, lr=1e-3, engine=engine, **options)
 
 
 def time_against(

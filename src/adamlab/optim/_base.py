@@ -93,10 +93,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     _checks: ClassVar[dict[str, _checks.Check]] = {}
     _reduction: ClassVar[Callable[[torch.Tensor], str | None] | None] = None
     _native_rule: ClassVar[Callable[..., None] | None] = None
-    """Optional, for a rule that reduces: the same rule on a run of segments of a packed CPU
-    float32/float64 buffer through a C++ kernel of :mod:`adamlab.optim._native` (where the rule's
-    compiled form is slower than its memory traffic allows). Called by the packed engine as
-    ``(module, p, g, slots, step, h, group)`` with the run's ``(count, length)`` views, its state
+    """Optional: the same rule on a run of a packed CPU float32/float64 buffer (for a rule that
+    reduces, a run of segments) through a C++ kernel of :mod:`adamlab.optim._native`, where the rule's
+    compiled form is slower than its memory traffic allows. Called by the packed engine as
+    ``(module, p, g, slots, step, h, group)`` with the run's flat views (``(count, length)`` for segments), its state
     slots by name, the step number this step takes (a float), the hyperparameters as floats by name
     (``lr``, ``beta1``...) and the structural options; it must compute what ``_rule`` computes (the
     packed engine increments ``step``). Tests compare it with the reference engine like every engine."""

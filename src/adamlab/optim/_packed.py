@@ -519,12 +519,14 @@ class Pack:
 
     def _native_rule(self) -> Callable[..., None] | None:
         """The optimizer's C++ kernel for this pack (:attr:`~adamlab.optim._base.RuleOptimizer._native_rule`)
-        where it applies: a pack of segments of float32 or float64 on the CPU whose only per-param
-        scalar is ``step``, once :mod:`~adamlab.optim._native` is loaded (built now if need be)."""
-        rule = type(self.opt)._native_rule
+        where it applies: a pack of float32 or float64 on the CPU whose only per-param scalar is
+        ``step`` (for a rule that reduces, a pack of segments: its elementwise packs, ND-Adam's
+        biases, run the compiled rule), once :mod:`~adamlab.optim._native` is loaded (built now if need be)."""
+        cls = type(self.opt)
+        rule = cls._native_rule
         if (
             rule is None
-            or self.reduction is None
+            or (cls._reduction is not None and self.reduction is None)
             or self.flat_p.device.type != "cpu"
             or self.flat_p.dtype not in (torch.float32, torch.float64)
             or tuple(self.scalar) != ("step",)
