@@ -599,9 +599,13 @@ def test_params_without_grads_are_skipped_in_packed_runs_not_per_tensor(cls, kw,
     assert_trajectories_close(a, b)
 
 
-def test_large_flat_buffers_are_staggered():
+def test_large_flat_buffers_are_staggered_and_advised_huge_pages():
     """A pack's large CPU buffers start at distinct offsets modulo 4 KiB, nine cache lines apart, so
-    the streams of a step do not share cache sets; small buffers are plain allocations."""
+    the streams of a step do not share cache sets, and, on Linux, their whole 2 MiB blocks are advised
+    MADV_HUGEPAGE; small buffers are plain allocations."""
+    import os
+    import sys
+
     from adamlab.optim._packed import flat_buffer
 
     cpu = torch.device("cpu")
@@ -617,6 +621,21 @@ def test_large_flat_buffers_are_staggered():
     pack = opt._packs[id(opt.param_groups[0])][1][0]
     offsets = [x.data_ptr() % 4096 for x in [pack.flat_p, pack.flat_g, *pack.flat.values()]]
     assert len(offsets) == 5 and len(set(offsets)) == 5
+    if sys.platform != "linux" or not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"):
+        return
+    inside = bufs[0].data_ptr() + (1 << 22)  # an address in the buffer's whole 2 MiB blocks
+    with open("/proc/self/smaps") as smaps:
+        region = None
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                region = lo <= inside < hi
+            elif region and line.startswith("VmFlags:"):
+                assert "hg" in line.split()[1:]
+                break
+        else:
+            pytest.fail("the buffer's mapping was not found in /proc/self/smaps")
 
 
 @pytest.fixture(scope="module")
