@@ -60,7 +60,7 @@ _SOURCE = r"""
 #include <ATen/core/Tensor.h>
 #include <algorithm>
 #include <array>
-#include <bit>
+#include <cstring>
 #include <type_traits>
 #include <cmath>
 #include <limits>
@@ -392,6 +392,15 @@ struct FloatBits<double> {
   static constexpr int exp_terms = 14;  // to k = 13: leaves 4e-18
 };
 
+// x's bits as another type of its size (std::bit_cast, which needs GCC 11, written with memcpy).
+template <typename To, typename From>
+static inline To bits_as(From x) {
+  static_assert(sizeof(To) == sizeof(From));
+  To y;
+  std::memcpy(&y, &x, sizeof y);
+  return y;
+}
+
 // The series' coefficients, rounded once from long double: 2 / ((2i + 1) ln 2) for log2 (the atanh series
 // over ln 2; double only) and (ln 2)^i / i! for exp2.
 constexpr long double kLn2 = 0.693147180559945309417232121458176568L;
@@ -425,7 +434,7 @@ static inline T round_near(T x, typename FloatBits<T>::Int& n) {
   using B = FloatBits<T>;
   const T magic = T(1.5) * T(typename B::Int(1) << B::mantissa);
   const T shifted = x + magic;
-  n = std::bit_cast<typename B::Int>(shifted) - std::bit_cast<typename B::Int>(magic);
+  n = bits_as<typename B::Int>(shifted) - bits_as<typename B::Int>(magic);
   return shifted - magic;
 }
 
@@ -440,10 +449,10 @@ static inline T partial_power(T d, T e) {
   using Int = typename B::Int;
   using Bits = std::make_unsigned_t<Int>;  // (wrapping: any input, 0, inf or NaN too, is computed without overflow)
   const bool subnormal = d < std::numeric_limits<T>::min();
-  const Bits bits = std::bit_cast<Bits>(d * (subnormal ? T(Int(1) << B::mantissa) : T(1)));
-  const Int above = static_cast<Int>(bits - std::bit_cast<Bits>(T(0.70710678118654752440))) >> B::mantissa;
+  const Bits bits = bits_as<Bits>(d * (subnormal ? T(Int(1) << B::mantissa) : T(1)));
+  const Int above = static_cast<Int>(bits - bits_as<Bits>(T(0.70710678118654752440))) >> B::mantissa;
   const Int k = above - (subnormal ? Int(B::mantissa) : Int(0));
-  const T m = std::bit_cast<T>(static_cast<Bits>(bits - (static_cast<Bits>(above) << B::mantissa)));
+  const T m = bits_as<T>(static_cast<Bits>(bits - (static_cast<Bits>(above) << B::mantissa)));
   T log2_m;
   if constexpr (std::is_same_v<T, float>) {  // t (a polynomial in t): no division, which costs as much as the rest
     const T t = m - 1;
@@ -466,8 +475,8 @@ static inline T partial_power(T d, T e) {
 #pragma GCC unroll 16
   for (int i = B::exp_terms - 2; i >= 0; --i) power = std::fma(power, f, exp2_series<T>[i]);
   const Int n = whole + part, half = n >> 1;  // 2^n as two factors: n can be below the smallest normal exponent
-  const T first = std::bit_cast<T>((half + std::numeric_limits<T>::max_exponent - 1) << B::mantissa);
-  const T second = std::bit_cast<T>((n - half + std::numeric_limits<T>::max_exponent - 1) << B::mantissa);
+  const T first = bits_as<T>((half + std::numeric_limits<T>::max_exponent - 1) << B::mantissa);
+  const T second = bits_as<T>((n - half + std::numeric_limits<T>::max_exponent - 1) << B::mantissa);
   return power * first * second;
 }
 
