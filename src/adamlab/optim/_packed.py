@@ -368,7 +368,8 @@ def flat_buffer(numel: int, dtype: torch.dtype, device: torch.device, index: int
     is first touched, so on Linux the buffer's whole 2 MiB blocks are advised ``MADV_HUGEPAGE`` (its
     partial blocks at either end keep small pages: nothing is allocated beyond the buffer). On the
     Intel Xeon VM: Adam 0.93-1.05x -> 0.79-0.80x torch's fused Adam, AMSGrad 1.14x -> 1.01-1.02x
-    (25M params, one process, three rounds; the first step no slower); on the AMD VM it gained 0-3%
+    (25M params, one process, three rounds; the first step about 0.3 s slower: the kernel hands out
+    and clears 2 MiB pages); on the AMD VM it gained 0-3%
     beside the stagger. Other devices, systems and small buffers get neither; a refused advice
     changes nothing.
     """

@@ -69,8 +69,9 @@ class Padam(RuleOptimizer):
       power, so the engines agree to the reference's own rounding (float64 trajectories to 1e-12,
       tested). Torch's ``exp`` and ``log`` of every element cost more than the step's memory traffic;
       this is cheaper but still not free: for 25M float32 params in 50 tensors on the 2-core Xeon
-      development VM, ``partial=0.3`` takes 1.47x the time of torch's fused Adam (its compiled rule
-      1.78x), the default ``partial=1/4`` 1.04-1.08x (compiled 1.16x), in one process.
+      development VM, ``partial=0.3`` took 1.47x the time of torch's fused Adam against its compiled
+      rule's 1.78x, the default ``partial=1/4`` 1.04-1.08x against 1.16x (in one process), and takes
+      1.21-1.45x and 0.97x in ``adamlab bench`` now that the flat buffers get huge pages.
 
     Values outside (0, 1/2] raise ``ValueError`` when set through the constructor,
     ``add_param_group`` or ``load_state_dict``.
