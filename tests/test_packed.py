@@ -809,14 +809,21 @@ def test_padam_runs_the_cpp_kernel_and_matches_reference(kw, native_kernels, mon
     assert set(calls) == {-1, 0, 1, 2}
 
 
+def _padam_first_step(kernel, g, partial, eps=0.0, vmax=None):
+    """The params after one step of the C++ kernel's general power from params 0, with betas 0 and a step
+    factor 1: -g / (sqrt(max(vmax, g^2)) + eps) ** (2 * partial) (vmax: the max before the step, default 0)."""
+    p, m, v = (torch.zeros_like(g) for _ in range(3))
+    vmax = torch.zeros_like(g) if vmax is None else vmax
+    ptrs = (x.data_ptr() for x in (p, g, m, v, vmax))
+    kernel(*ptrs, g.numel(), 0, g.dtype == torch.float64, 0.0, 0.0, eps, 0.0, 1.0, 2 * partial, -1, False)
+    return p
+
+
 def _padam_denominators(kernel, d, partial, dtype):
     """What one step of the C++ kernel divides by, d ** (2 * partial), on denominators d: with betas 0 and
     eps 0 the kernel's m is g and its sqrt(vmax) is |g| (for g whose square rounds to one whose root is g)."""
     g = d.to(dtype)
-    p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
-    ptrs = (x.data_ptr() for x in (p, g, m, v, vmax))
-    kernel(*ptrs, g.numel(), 0, dtype == torch.float64, 0.0, 0.0, 0.0, 0.0, 1.0, 2 * partial, -1, False)
-    return g.double() / -p.double(), (g * g).sqrt().double()
+    return g.double() / -_padam_first_step(kernel, g, partial).double(), (g * g).sqrt().double()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -845,14 +852,12 @@ def test_padam_general_power_in_the_cpp_kernel_at_the_edges(dtype, native_kernel
     info = torch.finfo(dtype)
     for eps in (info.smallest_normal / 4, info.smallest_normal / 2**20, info.smallest_normal * 0.99):
         g = torch.full((1,), info.smallest_normal / 2**10, dtype=dtype)  # (its square underflows: d = 0 + eps)
-        p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
-        native_kernels.padam(*(x.data_ptr() for x in (p, g, m, v, vmax)), 1, 0, dtype == torch.float64, 0.0, 0.0, eps, 0.0, 1.0, 0.6, -1, False)
+        p = _padam_first_step(native_kernels.padam, g, 0.3, eps=eps)
         exact = g.double() / torch.tensor(eps, dtype=dtype).double() ** torch.tensor(0.6, dtype=dtype).double()
         assert ((-p.double() - exact).abs() / exact).item() < 1e-6
     g = torch.tensor([0.0, 1.0, 1.0, float("inf"), float("nan")], dtype=dtype)
-    p, m, v, vmax = (torch.zeros_like(g) for _ in range(4))
-    vmax[2] = float("inf")
-    native_kernels.padam(*(x.data_ptr() for x in (p, g, m, v, vmax)), 5, 0, dtype == torch.float64, 0.0, 0.0, 0.0, 0.0, 1.0, 0.6, -1, False)
+    vmax = torch.tensor([0.0, 0.0, float("inf"), 0.0, 0.0], dtype=dtype)
+    p = _padam_first_step(native_kernels.padam, g, 0.3, vmax=vmax)
     d = torch.tensor([0.0, 1.0, float("inf"), float("inf"), float("nan")], dtype=dtype)
     want = -(g / torch.exp(torch.log(d) * 0.6))  # (0 / 0, 1, 1 / inf, inf / inf, NaN)
     assert want[[1, 2]].tolist() == [-1.0, 0.0] and want[[0, 3, 4]].isnan().all()

@@ -439,7 +439,8 @@ static inline T round_near(T x, typename FloatBits<T>::Int& n) {
 }
 
 // d^e for d > 0 normal or subnormal and finite, |e| <= 1: d = 2^k m with m in [sqrt(1/2), sqrt(2)),
-// log2 m = 2 atanh(s) / ln 2 with s = (m - 1) / (m + 1); e log2 d = e k + e log2 m, with e k split into an
+// log2 m by the polynomial above (float) or as 2 atanh(s) / ln 2 with s = (m - 1) / (m + 1) (double);
+// e log2 d = e k + e log2 m, with e k split into an
 // integer and the exact rest (one fused multiply-add), so that the rounding of a large e k does not
 // become the result's relative error; then 2^(integer) 2^f, |f| <= 1/2, by its Taylor series. (Selects,
 // not branches: the loop is vectorized.)
@@ -568,8 +569,8 @@ _OPTIMIZE = [
     *(["-mprefer-vector-width=256"] if platform.machine() in ("x86_64", "AMD64") else []),
 ]
 """The code generation flags (``-fno-math-errno`` lets the compiler vectorize ``sqrt``: SWATS's kernel
-took 3.8x the time without it; ``-fno-trapping-math`` lets it compute both sides of a select where one
-side divides, which Padam's general power needs to be vectorized at all; neither changes a result:
+took 3.8x the time without it; ``-fno-trapping-math`` lets it compute both sides of a select (arithmetic
+that might raise a floating-point exception flag), which Padam's general power needs to be vectorized at all; neither changes a result:
 they give up ``errno`` and floating-point exception flags, which nothing reads). 256-bit vectors: rows of ND-Adam's kernel as short as 27 or 125 elements
 take 0.6-0.8x the time they take with AVX-512's 512 bits (its vector loops and sums cover less of a
 short row), and rows of 500 no longer (measured on the development VM)."""
