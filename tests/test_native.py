@@ -57,6 +57,27 @@ def test_native_check_sees_what_the_python_checks_see(native, change, status):
     assert status == (1 if moved else 0 if grads_in_place else 2)
 
 
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda ps: None, 0),
+        (lambda ps: setattr(ps[2], "grad", torch.ones(5, 3)), 0),  # a fresh gradient: read where it is
+        (lambda ps: setattr(ps[2], "grad", torch.ones(3, 5).t()), 2),  # not contiguous: the Python path copies it
+        (lambda ps: setattr(ps[2], "grad", None), 2),
+        (lambda ps: setattr(ps[3], "data", ps[3].detach().clone()), 1),
+    ],
+    ids=["unchanged", "fresh-grad", "not-contiguous", "grad-none", "param-moved"],
+)
+def test_native_check_of_direct_params_asks_only_for_a_dense_contiguous_gradient(native, change, status, monkeypatch):
+    from adamlab.optim import _packed
+
+    monkeypatch.setattr(_packed, "DIRECT_MIN_NUMEL", 1)
+    params, pack = packed()
+    assert list(pack.grad_ptrs) == [0] * 6
+    change(params)
+    assert native(pack.params, *pack.ptr_arrays) == status
+
+
 def test_native_check_declines_what_it_does_not_handle(native):
     params, pack = packed(2)
     assert native([params[0], "not a tensor"], *pack.ptr_arrays) == 3

@@ -15,9 +15,10 @@ import torch
 from torch._C._autograd import _profiler_enabled
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-from . import _checks
+from . import _checks, _engine
 from ._engine import reference_step
 from ._packed import packed_step
+from ._state import StateDict
 
 ENGINES = ("auto", "reference", "packed")
 
@@ -64,15 +65,16 @@ def decay(p: torch.Tensor, g: torch.Tensor, h: Any, decoupled: bool) -> torch.Te
 
 
 def new_pass() -> None:
-    """In a rule: end the compiled kernel here and go on in a new one (a graph break while
-    torch.compile traces; nothing when the rule runs eagerly).
+    """In a rule: end the packed engine's compiled kernel here and go on in a new one (a graph break
+    while torch.compile traces the kernel; nothing when the rule runs eagerly, or inside a training
+    step that the user compiles whole, where a graph break would only cut that step's graph).
 
     For rules whose sums read a tensor the rule then overwrites (SWATS's params through its decayed
     gradient, ND-Adam's rows): in one kernel, inductor writes the new values into a temporary it
     allocates every step (a fresh 4 bytes per element, page-faulted in every step: measured 24,400
     faults and 2-3x the step time for 25M params); split, the later kernel writes in place.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() and _engine.KERNEL_PASSES:
         torch._dynamo.graph_break()
 
 
@@ -112,6 +114,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         self.engine = engine
         self._packs: dict[int, Any] = {}
         super().__init__(params, defaults)
+        self.state = StateDict(self.state)
+        self._state_version = self.state.version
 
     @property
     def _scalar_names(self) -> tuple[str, ...]:
@@ -159,6 +163,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         self.defaults = own_defaults
         self.__dict__.setdefault("engine", "auto")
         self._packs = {}
+        self.state = StateDict(self.state)
+        self._state_version = self.state.version
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -188,7 +194,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         tensors): ``step.hooked`` tells torch.optim not to wrap this method itself.
         """
         if (
-            _profiler_enabled()
+            (not torch.compiler.is_compiling() and _profiler_enabled())
             or _global_optimizer_pre_hooks
             or _global_optimizer_post_hooks
             or self._optimizer_step_pre_hooks
@@ -205,13 +211,33 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling():
+            for group in self.param_groups:
+                reference_step(self, group)
+            return loss
+        if type(self.state) is not StateDict:  # (the user assigned a new ``opt.state``)
+            self.state = StateDict(self.state)
+            self._packs = {}
+        elif self.state.version != self._state_version:  # (state changed from outside since the last step)
+            self._packs = {}
+        if self.engine == "reference":
+            for group in self.param_groups:
+                reference_step(self, group)
+            return loss
         for group in self.param_groups:
-            (reference_step if self.engine == "reference" else packed_step)(self, group)
+            packed_step(self, group)
+        self._state_version = self.state.version
         return loss
 
     _hooked_step = torch.optim.Optimizer.profile_hook_step(_step)
 
     # -- checkpoints -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's ``state_dict``, each param's state a plain ``dict`` (as torch.optim's)."""
+        out = super().state_dict()
+        out["state"] = {k: dict(v) if isinstance(v, dict) else v for k, v in out["state"].items()}
+        return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict saved by this class or by torch.optim's class of the same algorithm.

@@ -17,7 +17,6 @@ rule can later run on other layouts of the same numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,8 +28,17 @@ if TYPE_CHECKING:
 
 _NOT_SCALARS = {"params", "param_names"}
 
+KERNEL_PASSES = False
+"""True while the packed engine's kernels trace a rule: :func:`~adamlab.optim._base.new_pass` then splits it."""
 
-def scalars(group: dict[str, Any], names: Iterable[str], zero_decay_structural: bool = False) -> SimpleNamespace:
+
+class Scalars:
+    """``h``, the hyperparameters a rule reads, as attributes (``h.lr``, ``h.beta1``...). A plain
+    class rather than ``types.SimpleNamespace``: torch.compile traces building it (inside a compiled
+    training step, and in the packed engine's kernels)."""
+
+
+def scalars(group: dict[str, Any], names: Iterable[str], zero_decay_structural: bool = False) -> Scalars:
     """The group's numeric hyperparameters among ``names`` as 0-d float64 CPU tensors.
 
     ``betas`` is split into ``beta1``, ``beta2`` (and ``beta3``... when longer). Booleans are
@@ -38,7 +46,7 @@ def scalars(group: dict[str, Any], names: Iterable[str], zero_decay_structural: 
     ``zero_decay_structural`` (:attr:`~adamlab.optim._base.RuleOptimizer._zero_decay_structural`), a
     zero ``weight_decay`` is left out, and :func:`~adamlab.optim._base.decay` then does nothing.
     """
-    h = SimpleNamespace()
+    h = Scalars()
     for key in names:
         value = group[key]
         if zero_decay_structural and key == "weight_decay" and value == 0:
@@ -55,7 +63,39 @@ def _real_view(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any], h: SimpleNamespace) -> None:
+def conform_state(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+    """Make param ``p``'s existing ``state`` fit ``p`` as it is now, or raise; both engines call it
+    before they use a state they did not make or whose param changed.
+
+    The state must hold the slots this optimizer keeps for ``p`` with these options, each per-element
+    (or per-segment) slot in the shape ``p`` needs: a param whose shape changed after its state was made
+    (``p.data = t.view(...)``) is refused with a ``RuntimeError`` (delete ``opt.state[p]`` to start its
+    state afresh). A slot on another device or in another dtype than a fresh state would have (after
+    ``model.to(dtype)`` or ``model.to(device)``) is cast to it, as ``load_state_dict`` casts
+    (round to nearest), on both engines.
+    """
+    name = type(opt).__name__
+    expected = opt._init_state(torch.empty_like(p, device="meta"), group)
+    if set(state) != set(expected):
+        raise RuntimeError(
+            f"{name}: the state of a param of shape {tuple(p.shape)} has the keys {sorted(state)}, but {name} with these options "
+            f"keeps {sorted(expected)}; delete opt.state[p] to start its state afresh"
+        )
+    for key, want in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != want.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise RuntimeError(
+                f"{name}: state {key!r} of a param of shape {tuple(p.shape)} has shape {shape}, expected {tuple(want.shape)}: "
+                "the param changed shape after its state was made; delete opt.state[p] to start its state afresh"
+            )
+        device = p.device if want.device.type == "meta" else want.device
+        if value.dtype != want.dtype or value.device != device:
+            state[key] = value.to(device=device, dtype=want.dtype)
+    state.conformed = (p.dtype, p.device, p.shape)  # type: ignore[attr-defined]
+
+
+def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any], h: Scalars) -> None:
     """Update one param that has a gradient: lazy state, ``step += 1``, ``maximize``, then the rule."""
     g = p.grad
     if g.is_sparse:
@@ -63,6 +103,9 @@ def reference_update(opt: RuleOptimizer, p: torch.Tensor, group: dict[str, Any],
     state = opt.state[p]
     if not state:
         state.update(opt._init_state(p, group))
+        state.conformed = (p.dtype, p.device, p.shape)
+    elif getattr(state, "conformed", None) != (p.dtype, p.device, p.shape):
+        conform_state(opt, p, group, state)
     state["step"] += 1
     if group["maximize"]:
         g = -g

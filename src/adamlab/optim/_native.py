@@ -90,7 +90,8 @@ static inline void fetch(const void* p) {
 }
 
 // check(params: list[Tensor], ptrs: int64 buffer, grad_ptrs: int64 buffer) -> int
-// 0: every param's data and gradient are where the buffers say; 1: a param's data moved;
+// 0: every param's data and gradient are where the buffers say (a gradient pointer of 0: any dense,
+// contiguous gradient; a direct param's, read where it is); 1: a param's data moved;
 // 2: the params are in place but some gradient is not (missing, or another tensor);
 // 3: something this does not handle (the caller checks in Python).
 static long statuses(PyObject* params, const int64_t* pp, const int64_t* gp, Py_ssize_t n) {
@@ -131,7 +132,8 @@ static long statuses(PyObject* params, const int64_t* pp, const int64_t* gp, Py_
   }
   for (Py_ssize_t i = 0; i < n; ++i) {
     const at::Tensor& g = *grads[i];
-    if (!g.defined() || g.layout() != at::kStrided || reinterpret_cast<int64_t>(g.data_ptr()) != gp[i]) return 2;
+    if (!g.defined() || g.layout() != at::kStrided) return 2;
+    if (gp[i] == 0 ? !g.is_contiguous() : reinterpret_cast<int64_t>(g.data_ptr()) != gp[i]) return 2;
   }
   return 0;
 }

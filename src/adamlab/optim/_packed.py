@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ._engine import reference_update, scalars
-from . import _native
+from ._engine import Scalars, conform_state, reference_update, scalars
+from . import _engine, _native
 from ._isa import vec_isa_options
 from ._segments import Rows, segment_count, segment_length
 
@@ -64,10 +64,10 @@ _DATA_PTR = torch.Tensor.data_ptr
 COMPILE_MIN_NUMEL = 1 << 16
 """Packs smaller than this run the rule eagerly: for them compiling costs more than it saves."""
 
-
-class _Scalars:
-    """``h`` inside a compiled kernel: the hyperparameters as attributes (torch.compile cannot trace
-    building a ``types.SimpleNamespace``, which the reference engine uses)."""
+DIRECT_MIN_NUMEL = 1 << 16
+"""Params at least this large are *direct*: the kernel reads their gradient where it is, in a call of
+its own. Copying a gradient of 65,536 float32 elements into a flat buffer moves 512 KiB, about what
+one more kernel call costs; smaller gradients are gathered into the flat gradient buffer and share a call."""
 
 
 def _kernel_function(rule: Callable[..., None], structure: tuple):
@@ -93,7 +93,7 @@ def _kernel_function(rule: Callable[..., None], structure: tuple):
         per_param = slot_tensors[len(slots) :]
         for key, column in zip(columns, per_param):  # (step read as column[0] + 1, written after: pure scalar math for the hoist pass)
             s[key] = column[0] + 1 if key == "step" else column[0]
-        h = _Scalars()
+        h = Scalars()
         for name, value in zip(names, scalar_tensors):  # (1-element tensors, see _group_scalars)
             setattr(h, name, value.view(()))
         if flags["maximize"]:
@@ -214,6 +214,17 @@ class _Unbindable(Exception):
     """A graph input that :meth:`_Kernel._bind` does not know how to find again."""
 
 
+def _root(source: Any) -> str | None:
+    """The name of the argument that dynamo's ``source`` starts from (``p`` for ``L['p'].size()[0]``)."""
+    from torch._dynamo.source import LocalSource
+
+    while not isinstance(source, LocalSource):
+        source = getattr(source, "base", None)
+        if source is None:
+            return None
+    return source.local_name
+
+
 def _resolve(source: Any, frame: dict[str, Any]) -> Any:
     """The value that dynamo's ``source`` (``L['p']``, ``L['slot_tensors'][2]``, ``L['p'].size()[0]``) names in ``frame``."""
     from torch._dynamo.source import GetItemSource, LocalSource, TensorProperty, TensorPropertySource
@@ -234,7 +245,8 @@ class _Kernel:
     """``rule`` on flat buffers for one structure (see :func:`_kernel_function`), compiled or eager.
 
     Called as ``kernel(site, p, g, slot_tensors, values)``, where ``site`` is a dict that the caller
-    keeps for one set of buffers (a run of a pack: the same tensors every step, only the
+    keeps for one set of buffers (a call of a pack: the same tensors every step, except the
+    gradient of a direct param, a new tensor of the same shape at every step; and the
     hyperparameter ``values`` change).
 
     Compiled, the first call at a site goes through ``torch.compile``. Once dynamo's own guards
@@ -244,8 +256,9 @@ class _Kernel:
     a backward pass or another optimizer (dynamo's frame evaluation, its guards and wrappers;
     measured alternating with torch's fused Adam: 0.44 ms against 0.19 ms), a quarter of a step for
     1M params in 500 tensors. Skipping the guards at later calls is safe because a site passes the
-    same tensor objects every step, whose dtype, device, shape and strides cannot change, and
-    hyperparameter values that are always 1-element float64 CPU tensors (:func:`_group_scalars`),
+    same tensor objects every step, whose dtype, device, shape and strides cannot change, a gradient
+    that is always contiguous with the param's dtype, device and shape (torch checks a ``.grad``
+    against its param; :meth:`Pack._direct_grad` makes it contiguous), and hyperparameter values that are always 1-element float64 CPU tensors (:func:`_group_scalars`),
     and dynamo never guards on tensor values (a test checks that schedules do not recompile).
     When compiling or running the compiled kernel fails, the rule runs eagerly from then on, after
     a one-time warning saying why.
@@ -277,9 +290,13 @@ class _Kernel:
         direct = site.get(self)
         try:
             if direct:
-                direct(values)
+                direct(g, values)
                 return
-            self.compiled(p, g, slot_tensors, values)
+            _engine.KERNEL_PASSES = True
+            try:
+                self.compiled(p, g, slot_tensors, values)
+            finally:
+                _engine.KERNEL_PASSES = False
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same rule, eager
             self.compiled = None
             if self.rule.__qualname__ not in _WARNED:
@@ -295,7 +312,7 @@ class _Kernel:
         if direct is None:
             site[self] = self._bind(p, g, slot_tensors, values) or False
 
-    def _bind(self, p: torch.Tensor, g: torch.Tensor, slot_tensors: list, values: list) -> Callable[[list], None] | None:
+    def _bind(self, p: torch.Tensor, g: torch.Tensor, slot_tensors: list, values: list) -> Callable[[torch.Tensor, list], None] | None:
         """The graph dynamo ran for these arguments, as a function of the values; None when it
         cannot be called directly (a graph break, an input found other than by indexing the arguments)."""
         code = self.fn.__code__
@@ -321,11 +338,16 @@ class _Kernel:
             for i, source in enumerate(sources)
             if isinstance(source, GetItemSource) and isinstance(source.base, LocalSource) and source.base.local_name == code.co_varnames[3]
         ]
+        # the gradient (and anything dynamo reads off it) is read at every call: a direct param's
+        # gradient is a new tensor at every step
+        of_grad = [(i, source) for i, source in enumerate(sources) if _root(source) == code.co_varnames[1]]
 
-        def direct(values: list) -> None:
+        def direct(g: torch.Tensor, values: list) -> None:
             args = inputs.copy()
             for i, k in varying:
                 args[i] = values[k]
+            for i, source in of_grad:
+                args[i] = g if isinstance(source, LocalSource) else _resolve(source, {code.co_varnames[1]: g})
             graph(*args)
 
         return direct
@@ -405,6 +427,11 @@ class Pack:
     for an elementwise rule; all segments of a pack have the same length, so the rule sees its
     element buffers as ``(count, length)`` views whose rows are the segments, and its per-segment
     buffers as ``(count, 1)``. A pack's *units* are its elements (elementwise) or its segments.
+
+    A param of at least :data:`DIRECT_MIN_NUMEL` elements is *direct*: the kernel reads its
+    gradient where autograd (or the user) left it, one kernel call per such param; smaller params
+    have a slice of the flat gradient buffer ``flat_g``, into which their gradients are gathered, and
+    consecutive ones share a kernel call.
     """
 
     def __init__(
@@ -415,38 +442,52 @@ class Pack:
         dtype, device = first.dtype, first.device
         self.numels = [p.numel() for p in params]
         self.offsets = _cumulative(self.numels)
+        self.direct = [n >= DIRECT_MIN_NUMEL for n in self.numels]
         units = self.numels if reduction is None else [segment_count(reduction, p) for p in params]
         self.unit_offsets = _cumulative(units)
+        self.g_offsets = _cumulative([0 if d else n for n, d in zip(self.numels, self.direct)])
+        self.g_unit_offsets = _cumulative([0 if d else u for u, d in zip(units, self.direct)])
         total = self.offsets[-1]
+        # The params move into their flat buffer first, each freeing its old storage as it goes, and the
+        # gradient and state buffers are allocated after: the step that packs needs no more memory
+        # than the steps after it.
+        self.flat_p = flat_buffer(total, dtype, device, 0)
+        for i, p in enumerate(params):
+            view = self._slice(self.flat_p, i).view_as(p)
+            view.copy_(p.detach())
+            p.data = view
         # Per-element and per-segment slots (created on the param's device: meta here) get a flat
         # buffer each, laid out param after param; per-param scalars (``step``, on the CPU) a (num_params,) one.
         templates = [opt._init_state(torch.empty(p.shape, dtype=dtype, device="meta"), group) for p in params]
         self.slot_offsets = {
             k: _cumulative([t[k].numel() for t in templates]) for k, v in templates[0].items() if v.device.type == "meta"
         }
-        self.flat_p = flat_buffer(total, dtype, device, 0)
-        self.flat_g = flat_buffer(total, dtype, device, 1).zero_()
+        self.flat_g = flat_buffer(self.g_offsets[-1], dtype, device, 1).zero_()
         self.flat = {k: flat_buffer(offs[-1], dtype, device, 2 + i).zero_() for i, (k, offs) in enumerate(self.slot_offsets.items())}
         self.scalar = {k: torch.zeros(len(params), dtype=v.dtype) for k, v in templates[0].items() if v.device.type != "meta"}
         # what the rule sees: the flat buffers, or for segments their (count, length) / (count, 1) views
-        self.views = [self.flat_p, self.flat_g, *self.flat.values()]
+        self.views = [self.flat_p, *self.flat.values()]
+        self.g_view = self.flat_g
+        self.g_shapes = [(n,) for n in self.numels]  # a direct param's gradient as the rule sees it
         if reduction is not None:
             count, length = sum(units), segment_length(reduction, first)
             self.views = [x.view((count, 1) if x.numel() == count and length != 1 else (count, length)) for x in self.views]
+            self.g_view = self.flat_g.view(self.g_unit_offsets[-1], length)
+            self.g_shapes = [(u, length) for u in units]
         for i, p in enumerate(params):
-            view = self._slice(self.flat_p, i).view_as(p)
-            view.copy_(p.detach())
-            p.data = view
             old = opt.state.get(p)
             if old:
+                conform_state(opt, p, group, old)
                 self._adopt(i, old)
         self.ptrs = [p.data_ptr() for p in params]
-        self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(params)]
-        self.grad_ptrs = [g.data_ptr() for g in self.grad_views]
+        self.grad_views = [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(params, self.direct))]
+        # (0 for a direct param: the C++ check then asks only for a dense, contiguous gradient)
+        self.grad_ptrs = [0 if g is None else g.data_ptr() for g in self.grad_views]
         self.ptr_arrays = (array.array("q", self.ptrs), array.array("q", self.grad_ptrs))  # (for _native.check)
+        self.gathered = [i for i, d in enumerate(self.direct) if not d]
         self.seen = [0] * len(params)  # ids of the grads found at the last step
-        self.runs: list[Any] | None = None  # see _runs
-        self.runs_missing: tuple[int, ...] = ()
+        self.calls: list[Any] | None = None  # see _calls
+        self.calls_missing: tuple[int, ...] = ()
         self.kernel: _Kernel | None = None  # the kernel of the last step, for these options and hyperparameter names:
         self.kernel_for: tuple[dict[str, Any], tuple[str, ...]] | None = None
         self.stateful = False  # every param has its state (then new state can only come from a rebuild)
@@ -471,15 +512,17 @@ class Pack:
         self.opt.state[p] = state
 
     def _gather_grads(self, stale_known: bool = False) -> tuple[int, ...]:
-        """Bring this step's gradients into ``flat_g``; the indices of the params that have none.
+        """Bring this step's gradients of the gathered (small) params into ``flat_g``; the indices of
+        the params that have none.
 
-        The usual cases, in C-speed passes over the params: every ``p.grad`` still reads from its
-        place in ``flat_g`` (compared by data pointer, so a grad whose storage was swapped is
-        noticed), or ``backward()`` after ``zero_grad()`` left fresh tensors: one
-        ``torch._foreach_copy_`` copies them in, and ``p.grad`` stays the tensor autograd made. A
-        grad object that persists from one step to the next (``zero_grad(set_to_none=False)``, or
-        accumulation) is replaced by the view once, so later steps copy nothing. ``stale_known``: the
-        C++ check already found a gradient out of place (the first pass is skipped).
+        The usual cases, in C-speed passes over the params: every gathered ``p.grad`` still reads from
+        its place in ``flat_g`` (compared by data pointer, so a grad whose storage was swapped is
+        noticed) and every direct param has one, or ``backward()`` after ``zero_grad()`` left fresh
+        tensors: one ``torch._foreach_copy_`` copies the gathered ones in, and ``p.grad`` stays the
+        tensor autograd made. A gathered grad object that persists from one step to the next
+        (``zero_grad(set_to_none=False)``, or accumulation) is replaced by the view once, so later
+        steps copy nothing. ``stale_known``: the C++ check already found a gradient out of place (the
+        first pass is skipped).
         """
         grads = list(map(_GRAD, self.params))
         try:
@@ -490,11 +533,11 @@ class Pack:
         missing = tuple(i for i, g in enumerate(grads) if g is None)
         if any(g.is_sparse for g in grads if g is not None):
             raise RuntimeError(f"{type(self.opt).__name__} does not support sparse gradients")
-        stale = [i for i, (g, own) in enumerate(zip(grads, self.grad_ptrs)) if g is not None and g.data_ptr() != own]
+        stale = [i for i in self.gathered if grads[i] is not None and grads[i].data_ptr() != self.grad_ptrs[i]]
         if stale:
             views = [self.grad_views[i] for i in stale]
             if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
-                self.grad_views = [self._slice(self.flat_g, i).view_as(p) for i, p in enumerate(self.params)]
+                self.grad_views = [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(self.params, self.direct))]
                 views = [self.grad_views[i] for i in stale]
             torch._foreach_copy_(views, [grads[i] for i in stale])  # (torch guarantees a grad has its param's shape)
             for i, view in zip(stale, views):
@@ -502,6 +545,11 @@ class Pack:
                     self.params[i].grad = view  # an id reused by a new tensor only adopts the view a step early)
         self.seen = list(map(id, grads))
         return missing
+
+    def _direct_grad(self, i: int) -> torch.Tensor:
+        """Direct param i's gradient, as the rule sees it (flat, or ``(count, length)``)."""
+        g = self.params[i].grad
+        return (g if g.is_contiguous() else g.contiguous()).view(self.g_shapes[i])
 
     def step(self, names: tuple[str, ...], values: list[torch.Tensor], flags: dict[str, Any]) -> bool:
         """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
@@ -513,15 +561,18 @@ class Pack:
             for i, p in enumerate(self.params):
                 if p.grad is not None and not self.opt.state.get(p):
                     self._adopt(i, self.opt._init_state(p, self.group))
-                    self.runs = None
+                    self.calls = None
             self.stateful = all(self.opt.state.get(p) for p in self.params)
-        if self.runs is None or missing != self.runs_missing:
-            self.runs, self.runs_missing = self._runs(missing), missing
+        if self.calls is None or missing != self.calls_missing:
+            self.calls, self.calls_missing = self._calls(missing), missing
         if self.native is None:  # (decided first: a pack with a C++ kernel never makes a compiled one)
             self.native = self._native_rule() or False
+        direct_grad = self._direct_grad
         if self.native:
             h = dict(zip(names, map(float, values)))
-            for (p, g, *slots), (step,), _ in self.runs:
+            for p, g, slots, (step,), _ in self.calls:
+                if g.__class__ is int:
+                    g = direct_grad(g)
                 self.native(_native.module, p, g, dict(zip(self.flat, slots)), float(step[0]) + 1, h, flags)
                 step.add_(1)
             return True
@@ -537,7 +588,9 @@ class Pack:
             )
             self.kernel, self.kernel_for = kernel(cls._rule, structure, self.flat_p.numel()), (flags, names)
         run = self.kernel
-        for (p, g, *slots), columns, site in self.runs:
+        for p, g, slots, columns, site in self.calls:
+            if g.__class__ is int:
+                g = direct_grad(g)
             run(site, p, g, [*slots, *columns], values)
         return True
 
@@ -558,36 +611,55 @@ class Pack:
             return None
         return rule if _native.kernels() is not None else None
 
-    def _runs(self, missing: tuple[int, ...]) -> list[tuple[list[torch.Tensor], list[torch.Tensor], dict]]:
-        """The params that have a gradient, cut into contiguous runs with equal per-param scalars
-        (``step``...): one kernel call per run, on slices of the flat buffers (the per-param scalars'
-        too, see :func:`_kernel_function`), and the run's kernel call site (see :class:`_Kernel`).
+    def _calls(self, missing: tuple[int, ...]) -> list[tuple[torch.Tensor, Any, list[torch.Tensor], list[torch.Tensor], dict]]:
+        """The kernel calls of a step: ``(p, g, slots, columns, site)`` with slices of the flat buffers
+        (the per-param scalars' too, see :func:`_kernel_function`) and the call's site (see :class:`_Kernel`);
+        ``g`` is a slice of ``flat_g``, or for a direct param its index (its gradient is read at the call).
 
-        Usually one run: every param has a gradient and the same history. A param without a gradient
-        is skipped as torch skips it (no update, no decay, no state change) and keeps a smaller
-        ``step`` from then on, which cuts the pack into runs around it; recomputed only when the set
-        of params without a gradient changes (or new state appears).
+        The params that have a gradient are cut into contiguous runs with equal per-param scalars
+        (``step``...), and a run into one call per direct param and one per stretch of gathered params
+        between them. Usually one call per direct param and one for all the rest. A param without a
+        gradient is skipped as torch skips it (no update, no decay, no state change) and keeps a
+        smaller ``step`` from then on, which cuts the pack into runs around it; recomputed only when
+        the set of params without a gradient changes (or new state appears).
         """
         n, skip = len(self.params), set(missing)
         stacked = torch.stack([buf.to(torch.float64) for buf in self.scalar.values()], 1)
         differs = [False, *(stacked[1:] != stacked[:-1]).any(1).tolist()]  # param i's scalars differ from param i-1's
-        runs, start = [], None
+        calls, start = [], None
+        units, g_units = self.unit_offsets, self.g_unit_offsets
+
+        def close(stop: int) -> None:
+            lo, hi = units[start], units[stop]
+            g = self.g_view[g_units[start] : g_units[stop]]
+            calls.append((self.views[0][lo:hi], g, [x[lo:hi] for x in self.views[1:]], [buf[start:stop] for buf in self.scalar.values()], {}))
+
         for i in range(n + 1):
-            if start is not None and (i == n or i in skip or differs[i]):
-                lo, hi = self.unit_offsets[start], self.unit_offsets[i]
-                runs.append(([x[lo:hi] for x in self.views], [buf[start:i] for buf in self.scalar.values()], {}))
+            cut = i == n or i in skip or differs[i] or self.direct[i]
+            if start is not None and cut:
+                close(i)
                 start = None
-            if i < n and i not in skip and start is None:
-                start = i
-        return runs
+            if i < n and i not in skip:
+                if self.direct[i]:
+                    lo, hi = units[i], units[i + 1]
+                    calls.append((self.views[0][lo:hi], i, [x[lo:hi] for x in self.views[1:]], [buf[i : i + 1] for buf in self.scalar.values()], {}))
+                elif start is None:
+                    start = i
+        return calls
 
 
 def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
-    """Split params of a group into packs per (device, dtype, reduction kind, segment length) of packable params, and the rest."""
+    """Split params of a group into packs per (device, dtype, reduction kind, segment length) of packable params, and the rest.
+
+    A param listed twice in the group is left to the reference engine, which updates it twice per
+    step, as torch.optim does."""
     by_kind: dict[tuple[torch.device, torch.dtype, str | None, int | None], list[torch.Tensor]] = {}
     rest = []
+    counts: dict[int, int] = {}
     for p in params:
-        if packable(p):
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    for p in params:
+        if counts[id(p)] == 1 and packable(p):
             reduction = None if opt._reduction is None else opt._reduction(p)
             length = None if reduction is None else segment_length(reduction, p)
             by_kind.setdefault((p.device, p.dtype, reduction, length), []).append(p)
@@ -618,9 +690,10 @@ def _group_scalars(opt: RuleOptimizer, group: dict[str, Any], cache: list) -> tu
 def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     """One optimizer step for one param group on the packed layout."""
     entry = opt._packs.get(id(group))
-    if entry is None or entry[0] is not group:
-        entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]), [])
-    _, packs, rest, cache = entry
+    ids = list(map(id, group["params"]))
+    if entry is None or entry[0] is not group or entry[4] != ids:  # (a new group, or its list of params changed)
+        entry = opt._packs[id(group)] = (group, *build_packs(opt, group, group["params"]), [], ids)
+    _, packs, rest, cache, _ = entry
     h, names, values = _group_scalars(opt, group, cache)
     flags = opt._options(group)
     for p in rest:
@@ -641,4 +714,4 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
     for p in unpackable:
         if p.grad is not None:
             reference_update(opt, p, group, h)
-    opt._packs[id(group)] = (group, packs[:i] + new, rest + unpackable, cache)
+    opt._packs[id(group)] = (group, packs[:i] + new, rest + unpackable, cache, ids)
