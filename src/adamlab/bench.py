@@ -1,14 +1,15 @@
 """``adamlab bench``: optimizer step time against torch's fused Adam, measured in one process.
 
-Two layouts from the fast-engine issue: (a) 25M float32 params in 50 tensors, (b) 1M params in 500
-tensors, all flat (1-D: ND-Adam treats them elementwise, as biases); and (c) 25M params in 50
-matrices of (1000, 500), the layout of linear layers' weights, whose rows ND-Adam normalizes (for the
-elementwise algorithms (c) is (a) again). For each, every row's ratio is the median over steps of its step time divided by the time of a
-torch.optim.Adam(fused=True) step taken right after it (the two alternate), so the machine's drift
-during the run cancels; rows also show the achieved memory bandwidth
-(bytes an ideal one-pass step must move: read param and grad, read and write each per-element state
-slot, write param) against the machine's measured in-place bandwidth (:func:`memory_bandwidth`). Gradients stay in place between
-steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step;
+Three layouts: (a) 25M float32 params in 50 tensors (a large model, bound by memory bandwidth),
+(b) 1M params in 500 tensors (many small tensors, bound by per-tensor overhead), both flat (1-D:
+ND-Adam treats them elementwise, as biases); and (c) 25M params in 50 matrices of (1000, 500), the
+layout of linear layers' weights, whose rows ND-Adam normalizes (for the elementwise algorithms (c)
+is (a) again). For each, every row's ratio is the median over steps of its step time divided by the
+time of a torch.optim.Adam(fused=True) step taken right after it (the two alternate), so the
+machine's drift during the run cancels; rows also show the achieved memory bandwidth (bytes an
+ideal one-pass step must move: read param and grad, read and write each per-element state slot,
+write param) against the machine's measured in-place bandwidth (:func:`memory_bandwidth`).
+Gradients stay in place between steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step;
 with ``fresh_grads`` (``adamlab bench --fresh-grads``), every step of every optimizer is preceded, untimed,
 by ``zero_grad()`` and new gradient tensors, as a training loop's ``backward()`` leaves them
 (the packed engine then copies them into its flat buffer inside the timed step).

@@ -7,7 +7,7 @@ diagnostics cost nothing when off. Each observer keeps plain Python numbers, rea
     steps = EffectiveStepSize()
     handle = attach(opt, steps, UpdateRatio())
     ... training ...
-    steps.max_ratio_to_bound    # <= 1 for Adam (seed 004, section 2.1)
+    steps.max_ratio_to_bound    # <= 1 for Adam (Kingma & Ba 2015, section 2.1)
     handle.remove()
 
 The pre-step hook copies what an observer needs before the step (the params, AMSGrad's max); the
@@ -24,7 +24,9 @@ import torch
 
 
 def adam_step_bound(lr: float, beta1: float, beta2: float) -> float:
-    r"""Seed 004's bound on Adam's per-coordinate step :math:`|\Delta_t|` (section 2.1, eps = 0).
+    r"""Adam's bound on its per-coordinate step :math:`|\Delta_t|` (eps = 0).
+
+    Reference: Kingma & Ba, *Adam: A Method for Stochastic Optimization* (ICLR 2015), section 2.1.
 
     :math:`\alpha(1-\beta_1)/\sqrt{1-\beta_2}` when :math:`(1-\beta_1) > \sqrt{1-\beta_2}`, else
     :math:`\alpha`.
@@ -112,7 +114,8 @@ class UpdateRatio(_Snapshots):
 
 @dataclass
 class AMSGradSwaps(Observer):
-    """How often AMSGrad's running max :math:`\\hat v` changes hands (seed 002's "swap" analysis).
+    """How often AMSGrad's running max :math:`\\hat v` changes hands (the "swap" analysis of *A New
+    Perspective in Understanding of Adam-Type Algorithms and Beyond*, 2019).
 
     A swap at step t for a coordinate is :math:`v_t > \\hat v_{t-1}`: the max is taken over by the
     current estimate. ``counts[i]`` holds, per param tensor i, a tensor with the number of swaps of

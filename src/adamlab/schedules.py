@@ -1,12 +1,12 @@
-"""Hyperparameter schedules from the seeds, for any adamlab or torch.optim optimizer.
+"""Hyperparameter schedules from the papers, for any adamlab or torch.optim optimizer.
 
-- :func:`madam_beta3` -- seed 000's rescaling of MAdam's :math:`\\beta_3` for a new learning rate.
-- :func:`normalized_weight_decay` -- seed 001's (Loshchilov & Hutter) normalized weight decay.
-- :class:`CosineWarmRestarts` -- seed 001's warm restarts (AdamWR / SGDR): cosine annealing with
+- :func:`madam_beta3` -- MAdam's rescaling of :math:`\\beta_3` for a new learning rate (Miao 2020).
+- :func:`normalized_weight_decay` -- normalized weight decay (Loshchilov & Hutter 2019).
+- :class:`CosineWarmRestarts` -- warm restarts (AdamWR / SGDR, Loshchilov & Hutter): cosine annealing with
   restarts and a period multiplier, the multiplier applied to the learning rate (and optionally the
   weight decay) of every param group.
-- :class:`PartialExponentDecay` -- seed 003's decaying exponent of :math:`v` for Padam, from 1/2
-  toward a floor, linear or exponential.
+- :class:`PartialExponentDecay` -- the decaying exponent of :math:`v` for Padam (the blog post
+  *Adaptive exponent for ADAM*), from 1/2 toward a floor, linear or exponential.
 
 The schedulers only read and write ``optimizer.param_groups`` (plain Python numbers), so they work
 with any optimizer. Like torch's LR schedulers, a scheduler writes the value for step 0 when
@@ -44,18 +44,19 @@ def _integer(name: str, value: Any, low: int) -> int:
     return value
 
 
-# -- seed 000: MAdam's beta3 for a new learning rate ---------------------------------------------
+# -- MAdam's beta3 for a new learning rate (Miao 2020) ------------------------------------------
 
 
 def madam_beta3(lr: float, base_lr: float = 1e-3, beta3: float = 0.9) -> float:
-    r"""MAdam's :math:`\tilde\beta_3` for learning rate ``lr`` (seed 000, section 2.2).
+    r"""MAdam's :math:`\tilde\beta_3` for learning rate ``lr`` (Miao, *MAdam: Modify Second Momentum
+    Estimation in Adam*, 2020, section 2.2).
 
     .. math::
         \tilde\beta_3 = \begin{cases} \beta_3 & \tfrac12 \le \tilde\alpha/\alpha < 2 \\
             2\,(\tilde\alpha/\alpha)\,\beta_3 & \text{otherwise} \end{cases}
 
     with :math:`\alpha` = ``base_lr`` and :math:`\beta_3` = ``beta3`` the defaults (1e-3, 0.9).
-    Seed 000's Figure 1 lists :math:`\tilde\beta_3 = 5.4, 0.9, 0.6, 0.18`: the rule gives 5.4 at
+    The paper's Figure 1 lists :math:`\tilde\beta_3 = 5.4, 0.9, 0.6, 0.18`: the rule gives 5.4 at
     ``lr=3e-3`` (:math:`2\cdot3\cdot0.9`), 0.9 at 1e-3, 0.18 at 1e-4 (:math:`2\cdot0.1\cdot0.9`), and
     0.6 at ``lr=1e-3/3`` (at 3e-4 it gives 0.54). The rule is continuous at ratio 1/2 but jumps at
     ratio 2 (0.9 just below, 3.6 at 2); it is used as written.
@@ -68,11 +69,13 @@ def madam_beta3(lr: float, base_lr: float = 1e-3, beta3: float = 0.9) -> float:
     return beta3 if 0.5 <= ratio < 2 else 2 * ratio * beta3
 
 
-# -- seed 001: normalized weight decay -----------------------------------------------------------
+# -- normalized weight decay (Loshchilov & Hutter 2019) -----------------------------------------
 
 
 def normalized_weight_decay(wd_norm: float, batch_size: int, n_train: int, epochs: float, *, lr: float | None = None) -> float:
-    r"""Seed 001's normalized weight decay :math:`\lambda = \lambda_{norm}\sqrt{b / (B\,T)}`.
+    r"""Normalized weight decay :math:`\lambda = \lambda_{norm}\sqrt{b / (B\,T)}`.
+
+    Reference: Loshchilov & Hutter, *Decoupled Weight Decay Regularization* (ICLR 2019).
 
     ``batch_size`` is :math:`b`, ``n_train`` the number of training points :math:`B` (per epoch),
     ``epochs`` the total number of epochs :math:`T` (for warm restarts, Loshchilov & Hutter use the
@@ -137,7 +140,9 @@ class _GroupScheduler:
 
 
 def cosine_restart_multiplier(step: int, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> float:
-    r"""The warm-restart multiplier :math:`\eta_t` after ``step`` steps (SGDR / AdamWR, seed 001).
+    r"""The warm-restart multiplier :math:`\eta_t` after ``step`` steps (SGDR / AdamWR).
+
+    Reference: Loshchilov & Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts* (ICLR 2017).
 
     .. math::
         \eta_t = \eta_{min} + \tfrac12 (1 - \eta_{min}) \left(1 + \cos(\pi\, T_{cur} / T_i)\right)
@@ -164,7 +169,8 @@ class CosineWarmRestarts(_GroupScheduler):
     T_0T_{mult}^2, \dots`; within a period :math:`\eta` falls from 1 to ``eta_min`` along a half
     cosine; at each restart it is 1 again.
 
-    Reference: Loshchilov & Hutter, AdamWR / SGDR (seed 001): the schedule multiplier :math:`\eta_t`
+    Reference: Loshchilov & Hutter, AdamWR in *Decoupled Weight Decay Regularization* (ICLR 2019),
+    after their SGDR: the schedule multiplier :math:`\eta_t`
     scales the whole step, :math:`\theta_t = \theta_{t-1} - \eta_t(\alpha\,\hat m_t/(\sqrt{\hat v_t}
     + \epsilon) + \lambda\theta_{t-1})`, so the learning rate *and* the decoupled decay both follow
     :math:`\eta_t`.
@@ -226,7 +232,7 @@ class CosineWarmRestarts(_GroupScheduler):
 def partial_exponent(
     step: int, *, start: float = 0.5, end: float = 0.125, total_steps: int | None = None, gamma: float | None = None
 ) -> float:
-    r"""Seed 003's decaying exponent of :math:`v` after ``step`` steps.
+    r"""The decaying exponent of :math:`v` after ``step`` steps (see :class:`PartialExponentDecay`).
 
     Linear (``total_steps`` given): :math:`p_t = p_0 + (p_{end} - p_0)\,\min(t, T)/T`, reaching
     the floor at step :math:`T` and staying there. Exponential (``gamma`` given):
@@ -238,20 +244,20 @@ def partial_exponent(
 
 
 class PartialExponentDecay(_GroupScheduler):
-    r"""Seed 003's decaying exponent: Padam's ``partial`` from 1/2 toward a floor over training.
+    r"""A decaying exponent: Padam's ``partial`` from 1/2 toward a floor over training.
 
-    Seed 003 ("Adaptive exponent for ADAM") proposes to "begin with an exponent of 0.5 and decay to
+    The blog post *Adaptive exponent for ADAM* (author not named) proposes to "begin with an exponent of 0.5 and decay to
     some smaller exponent such as 0 using some decay rule" (its experiments decay "at a constant
     rate"), so that training starts as Adam (AMSGrad in Padam's form) and ends close to SGD with
-    momentum. The seed gives no formula; two are offered (see :func:`partial_exponent`):
+    momentum. The post gives no formula; two are offered (see :func:`partial_exponent`):
 
-    - ``mode="linear"`` (the seed's "constant rate"):
+    - ``mode="linear"`` (the post's "constant rate"):
       :math:`p_t = p_0 + (p_{end} - p_0)\min(t, T)/T` with ``total_steps`` :math:`T`;
     - ``mode="exponential"``: :math:`p_t = p_{end} + (p_0 - p_{end})\gamma^t`, ``gamma`` in (0, 1).
 
     Each step writes :math:`p_t` into ``group["partial"]`` (or ``group[key]``) of every param group;
     :class:`adamlab.optim.Padam` reads it at its next step. ``start`` and ``end`` must lie in Padam's
-    range (0, 1/2] with ``end <= start``: the seed's floor of exactly 0 is outside it (and a group
+    range (0, 1/2] with ``end <= start``: the post's floor of exactly 0 is outside it (and a group
     holding 0 would fail to load from a checkpoint), so use a small positive floor to approach SGD
     with momentum. The default floor 1/8 is the exponent the Padam authors use in their experiments.
     Works with any optimizer whose groups hold the key (the Padam authors' own class too); a

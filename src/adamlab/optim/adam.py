@@ -1,4 +1,4 @@
-"""Adam (Kingma & Ba, seed 004), AMSGrad (Reddi et al.), AdamW (Loshchilov & Hutter, seed 001)."""
+"""Adam (Kingma & Ba 2015), AMSGrad (Reddi, Kale & Kumar 2018), AdamW (Loshchilov & Hutter 2019)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ class Adam(RuleOptimizer):
         \theta_t &= \theta_{t-1} - \frac{\alpha}{1-\beta_1^t}\,
             \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
-    With ``bias_correction=False`` the last line is the seed's un-corrected form
+    With ``bias_correction=False`` the last line is the paper's un-corrected form
     :math:`\theta_t = \theta_{t-1} - \alpha\, m_t / (\sqrt{\hat v_t} + \epsilon)`.
 
-    Reference: Kingma & Ba, *Adam: A Method for Stochastic Optimization* (seed 004, Algorithm 1);
+    Reference: Kingma & Ba, *Adam: A Method for Stochastic Optimization* (ICLR 2015, Algorithm 1);
     numerics exactly as ``torch.optim.Adam`` (single-tensor path): ``eps`` is added after
     bias-correcting :math:`\sqrt{v}` (the paper adds it to :math:`\sqrt{\hat v}`, the same thing);
     AMSGrad keeps the max over the raw :math:`v` and bias-corrects the max; decoupled decay is
@@ -56,7 +56,8 @@ class Adam(RuleOptimizer):
         betas: :math:`(\beta_1, \beta_2)`, each in [0, 1).
         eps: :math:`\epsilon` >= 0.
         weight_decay: :math:`\lambda` >= 0, L2 unless ``decoupled_weight_decay``.
-        amsgrad: use the running max of :math:`v` (Reddi et al., 2018).
+        amsgrad: use the running max of :math:`v` (Reddi, Kale & Kumar, *On the Convergence of Adam and
+            Beyond*, ICLR 2018).
         bias_correction: divide by :math:`1-\beta^t` (default); False gives the un-corrected form.
         maximize: ascend instead of descend.
         decoupled_weight_decay: AdamW-style decay.
@@ -101,9 +102,9 @@ class AdamW(Adam):
     .. math::
         \theta_{t-1} \leftarrow \theta_{t-1}(1 - \alpha\lambda), \text{ then the Adam step.}
 
-    Reference: Loshchilov & Hutter, *Decoupled Weight Decay Regularization* (seed 001); numerics as
+    Reference: Loshchilov & Hutter, *Decoupled Weight Decay Regularization* (ICLR 2019); numerics as
     ``torch.optim.AdamW`` (decay multiplies by ``1 - lr * weight_decay``, i.e. the decay is scaled by
-    the learning rate, including any schedule applied to ``lr``). For the seed's normalized weight
+    the learning rate, including any schedule applied to ``lr``). For the paper's normalized weight
     decay and warm restarts, drive ``lr`` and ``weight_decay`` with schedules.
     A state_dict loads into ``torch.optim.AdamW`` and back.
     """

@@ -1,4 +1,7 @@
-"""AdamAL (seed 002): Adam whose second moment never decreases, without skipping gradients as AMSGrad does."""
+"""AdamAL: Adam whose second moment never decreases, without skipping gradients as AMSGrad does.
+
+From *A New Perspective in Understanding of Adam-Type Algorithms and Beyond* (anonymous authors, 2019).
+"""
 
 from __future__ import annotations
 
@@ -25,27 +28,27 @@ class AdamAL(RuleOptimizer):
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
     With ``bias_correction=False`` the last line is
-    :math:`\theta_t = \theta_{t-1} - \alpha\, m_t / (\sqrt{v_t} + \epsilon)`, the seed's
+    :math:`\theta_t = \theta_{t-1} - \alpha\, m_t / (\sqrt{v_t} + \epsilon)`, the paper's
     Algorithm 1 (which has no :math:`\epsilon`; ``eps=0`` reproduces it literally).
 
-    Reference: *A New Perspective in Understanding of Adam-Type Algorithms and Beyond* (seed 002,
-    Section 3.3, Algorithm 1). Unlike AMSGrad, the max enters the EMA's input instead of replacing
-    its output, so every gradient still enters :math:`v` (the seed's "alignment").
+    Reference: *A New Perspective in Understanding of Adam-Type Algorithms and Beyond* (anonymous
+    authors, under double-blind review, 2019; Section 3.3, Algorithm 1). Unlike AMSGrad, the max enters the EMA's input instead of replacing
+    its output, so every gradient still enters :math:`v` (the paper's "alignment").
 
     Numeric choices:
 
-    * The seed's Algorithm 1, line 7 writes :math:`v_t = \beta_1 v_{t-1} + (1-\beta_1)\hat g_t`;
+    * The paper's Algorithm 1, line 7 writes :math:`v_t = \beta_1 v_{t-1} + (1-\beta_1)\hat g_t`;
       its derivation just above (:math:`v_t - v_{t-1} = (1-\beta_2)(g_t^2 - v_{t-1})`) and Eq. 18 use
       :math:`\beta_2`. We follow :math:`\beta_2`: line 7 is taken to be a typo.
     * The update is the Adam update with ``torch.optim.Adam``'s numerics (``eps`` after
       bias-correcting :math:`\sqrt{v}`), bias correction on by default as adamlab's Adam; the
-      seed's Algorithm 1 is ``bias_correction=False`` (the projection :math:`P_\mathcal{X}` is the
+      paper's Algorithm 1 is ``bias_correction=False`` (the projection :math:`P_\mathcal{X}` is the
       identity for unconstrained parameters; project yourself after ``step()`` otherwise).
     * :math:`v` is updated as :math:`v_{t-1} + (1-\beta_2)(\hat g_t - v_{t-1})`, algebraically the
       same EMA, written so that :math:`v_t \ge v_{t-1}` holds exactly in floating point, not only up
       to rounding: the rounded difference :math:`\hat g_t - v_{t-1}` is never negative, and adding a
       non-negative number never lowers :math:`v`.
-    * Weight decay (the seed has none) is L2 by default, decoupled with ``decoupled_weight_decay``,
+    * Weight decay (the paper has none) is L2 by default, decoupled with ``decoupled_weight_decay``,
       as adamlab's Adam.
 
     State per parameter: ``step``, ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`).
@@ -56,7 +59,7 @@ class AdamAL(RuleOptimizer):
         betas: :math:`(\beta_1, \beta_2)`, each in [0, 1).
         eps: :math:`\epsilon` >= 0.
         weight_decay: :math:`\lambda` >= 0, L2 unless ``decoupled_weight_decay``.
-        bias_correction: divide by :math:`1-\beta^t` (default); False gives the seed's Algorithm 1.
+        bias_correction: divide by :math:`1-\beta^t` (default); False gives the paper's Algorithm 1.
         maximize: ascend instead of descend.
         decoupled_weight_decay: AdamW-style decay.
     """

@@ -1,4 +1,4 @@
-"""Adamax (Kingma & Ba, seed 004 section 7.1; seed 001): Adam with the infinity norm."""
+"""Adamax (Kingma & Ba 2015, section 7.1): Adam with the infinity norm."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ class Adamax(RuleOptimizer):
         u_t &= \max(\beta_2 u_{t-1},\ |g_t| + \epsilon) \\
         \theta_t &= \theta_{t-1} - \frac{\alpha}{1-\beta_1^t}\,\frac{m_t}{u_t}
 
-    Reference: Kingma & Ba (seed 004, Algorithm 2); numerics exactly as ``torch.optim.Adamax``:
+    Reference: Kingma & Ba, *Adam: A Method for Stochastic Optimization* (ICLR 2015, section 7.1,
+    Algorithm 2); numerics exactly as ``torch.optim.Adamax``:
     ``eps`` is added to :math:`|g_t|` inside the max (the paper has no eps), weight decay is L2 only.
     Defaults ``lr=2e-3`` as the paper and torch. State: ``step``, ``exp_avg``, ``exp_inf``.
     """

@@ -1,4 +1,4 @@
-"""MAdam (Miao, seed 000): Adam whose second moment tracks the gradient less a share of its momentum."""
+"""MAdam (Miao 2020): Adam whose second moment tracks the gradient less a share of its momentum."""
 
 from __future__ import annotations
 
@@ -28,20 +28,20 @@ class MAdam(RuleOptimizer):
     default; see :func:`~adamlab.optim.radam.radam_direction`) or, with ``rectify=False``, the Adam
     direction :math:`\frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}`.
 
-    Reference: Miao, *MAdam: Modify Second Momentum Estimation in Adam* (seed 000, Algorithm 2).
-    The seed writes :math:`\tilde g_t = \beta_3 g_t + (1-\beta_3)(g_t - m_t)/\beta_1` with the
+    Reference: Miao, *MAdam: Modify Second Momentum Estimation in Adam* (2020, Algorithm 2).
+    The paper writes :math:`\tilde g_t = \beta_3 g_t + (1-\beta_3)(g_t - m_t)/\beta_1` with the
     *updated* :math:`m_t`; substituting :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t` gives
     :math:`\beta_3 g_t + (1-\beta_3)(\beta_1 g_t - \beta_1 m_{t-1})/\beta_1 = g_t - (1-\beta_3) m_{t-1}`
-    (the seed's Eq. 1). We compute that form from :math:`m_{t-1}` before updating :math:`m`: it is
+    (the paper's Eq. 1). We compute that form from :math:`m_{t-1}` before updating :math:`m`: it is
     the same number up to rounding, needs no division, and stays defined at :math:`\beta_1 = 0`
-    (where the seed's form divides by zero; there :math:`\tilde g_t = g_t`).
+    (where the paper's form divides by zero; there :math:`\tilde g_t = g_t`).
 
     Numeric choices:
 
-    * ``eps=1e-16``, ``beta3=0.9`` (the seed's defaults). ``beta3`` may be any real >= 0: the seed
+    * ``eps=1e-16``, ``beta3=0.9`` (the paper's defaults). ``beta3`` may be any real >= 0: the paper
       uses values above 1 for large learning rates (Section 2.2); ``beta3 = 1`` is exactly Adam
       (``rectify=False``) or RAdam (``rectify=True``) with the same ``eps``. ``beta3 = 0`` gives
-      :math:`\tilde g_t = g_t - m_{t-1}`, which is *not* AdaBelief's :math:`g_t - m_t` (the seed's
+      :math:`\tilde g_t = g_t - m_{t-1}`, which is *not* AdaBelief's :math:`g_t - m_t` (the paper's
       "MAdam becomes AdaBelief" holds only loosely, up to the factor :math:`\beta_1` and AdaBelief's
       extra eps).
     * The RAdam update is ``torch.optim.RAdam``'s: rectify when :math:`\rho_t > 5`, otherwise the
@@ -49,11 +49,11 @@ class MAdam(RuleOptimizer):
       The author's code (forked from adabelief-pytorch) rectifies when :math:`\rho_t \ge 5`; the two
       differ only if :math:`\rho_t` is exactly 5.
     * The Adam update (``rectify=False``) is ``torch.optim.Adam``'s: ``eps`` after bias-correcting
-      :math:`\sqrt{v_t}`, as in the seed's Algorithm 1.
-    * Weight decay (the seed has none) is L2 by default, as adamlab's Adam and RAdam, so the
+      :math:`\sqrt{v_t}`, as in the paper's Algorithm 1.
+    * Weight decay (the paper has none) is L2 by default, as adamlab's Adam and RAdam, so the
       ``beta3 = 1`` identities hold for every option; ``decoupled_weight_decay=True`` gives
       ``p *= 1 - lr * weight_decay`` before the step (the author's code defaults to that form).
-    * ``rectify`` selects :math:`\psi` per param group; the seed's :math:`\beta_3` rescaling rule
+    * ``rectify`` selects :math:`\psi` per param group; the paper's :math:`\beta_3` rescaling rule
       for a new learning rate is a schedule, not part of this class.
 
     State per parameter: ``step``, ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`).

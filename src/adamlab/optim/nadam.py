@@ -1,4 +1,4 @@
-"""NAdam (Dozat 2016, seed 001): Adam with Nesterov momentum and a momentum-decay schedule."""
+"""NAdam (Dozat 2016): Adam with Nesterov momentum and a momentum-decay schedule."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class NAdam(RuleOptimizer):
             + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i\le t+1}\mu_i}\right]
             \Big/ \left(\sqrt{v_t / (1-\beta_2^t)} + \epsilon\right)
 
-    Reference: Dozat, *Incorporating Nesterov Momentum into Adam* (2016); numerics exactly as
+    Reference: Dozat, *Incorporating Nesterov Momentum into Adam* (ICLR 2016 workshop); numerics exactly as
     ``torch.optim.NAdam``: ``momentum_decay=4e-3``, the running product :math:`\prod\mu_i` kept in
     state as ``mu_product`` (a 0-d tensor of torch's step dtype), ``eps`` added after
     bias-correcting :math:`v`. ``weight_decay`` is L2, or decoupled with ``decoupled_weight_decay``

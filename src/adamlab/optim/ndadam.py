@@ -1,4 +1,4 @@
-"""ND-Adam (Zhang et al. 2017; seed 001): normalized direction-preserving Adam on the rows of weight tensors.
+"""ND-Adam (Zhang et al. 2017): normalized direction-preserving Adam on the rows of weight tensors.
 
 The rule's per-row reductions go through segment sums (:mod:`adamlab.optim._segments`), so the same
 rule runs tensor by tensor on the reference engine and on whole flat buffers of rows on the packed one.
@@ -38,7 +38,7 @@ class NDAdam(RuleOptimizer):
     same numerics (elementwise :math:`v`, the same step size and eps placement, no projection, no
     normalization).
 
-    Reference: Zhang, Ma, Li & Wu, *Normalized Direction-preserving Adam* (arXiv:1709.04546);
+    Reference: Zhang, Ma, Li & Wu, *Normalized Direction-preserving Adam* (arXiv:1709.04546, 2017);
     numerics of the authors' PyTorch code (github.com/zj10/ND-Adam, ``pytorch/ndadam.py`` with
     ``vec_axes=[1, 2, 3]`` for conv kernels, i.e. all axes but the first):
 
@@ -56,30 +56,28 @@ class NDAdam(RuleOptimizer):
       vectors it has no effect, and the public keywords are ``lr, betas, eps``.
     - a row that becomes exactly zero divides by zero (as in the authors' code).
 
+    Complex parameters are refused (``ValueError``).
+
     State per parameter: ``step``, ``exp_avg`` (shaped like the parameter) and ``exp_avg_sq``: shape
     ``(shape[0], 1)`` for a tensor of weight vectors (one :math:`v` per row, broadcasting against
-    the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``. The three row
-    reductions are the only reductions; the rule makes them through ``seg``
-    (:mod:`adamlab.optim._segments`), so on the packed engine they are segment sums over the flat
-    buffer of all weight matrices' rows. The step is computed as :math:`\bar w_i = w_i - r_i m_i` with
-    the per-row factor :math:`r_i = \alpha\sqrt{1-\beta_2^t}/(1-\beta_1^t)/(\sqrt{v_i}+\epsilon)`, and
-    the renormalization as :math:`\bar w_i \cdot (1/\lVert \bar w_i \rVert_2)`: the same values up to
-    rounding as dividing every element, without a division per element.
-    On the packed engine, rows of float32 or float64 on the CPU run one C++ kernel
-    (``ndadam_rows`` in :mod:`adamlab.optim._native`, built once per machine; the first step waits
-    for the build, about 3 s, instead of compiling): each row in one visit while it is in cache, the
-    three row sums and every elementwise op the rule makes, in the same order and precision (the sums
-    add in another order than torch's), reading the rows, gradients and first moment once and writing
-    the rows and first moment once: five full-size streams of memory traffic where Adam has seven.
-    Measured on 25M params in 50 x (1000, 500) (``adamlab bench --cases c``): 0.67-0.90x the time of
-    torch's fused Adam (0.77x for rows of 125; 20,000 conv kernels (64, 3, 3, 3): 0.22x, where fused
-    Adam pays per tensor). The rows (of all tensors whose rows have one length, together) are split
-    among the threads, so fewer rows than threads leave threads idle. Elsewhere (other devices and dtypes, no C++ compiler, ``ADAMLAB_NATIVE=0``)
-    the rule is compiled: three kernels (``new_pass``): the first two row sums and the first moment;
-    the per-row second moment and step factor; the third row sum and the renormalized rows, written
-    in place, each big one run by inductor row by row (1.14-1.42x fused Adam on the layout above; 2.6x
-    when every loop went over all rows in turn, 4.2x when inductor wrote the new rows into a
-    temporary it allocated every step). Complex parameters are not supported.
+    the ``(shape[0], -1)`` view), shaped like the parameter for ``ndim < 2``.
+
+    Computation: the three row reductions are the only reductions; the rule makes them through
+    ``seg`` (:mod:`adamlab.optim._segments`), so on the packed engine they are segment sums over the
+    flat buffer of all weight matrices' rows. The step is computed as :math:`\bar w_i = w_i - r_i m_i`
+    with the per-row factor :math:`r_i = \alpha\sqrt{1-\beta_2^t}/(1-\beta_1^t)/(\sqrt{v_i}+\epsilon)`,
+    and the renormalization as :math:`\bar w_i \cdot (1/\lVert \bar w_i \rVert_2)`: the same values
+    up to rounding as dividing every element, without a division per element. On the packed engine,
+    rows of float32 or float64 on the CPU run one C++ kernel (``ndadam_rows`` in
+    :mod:`adamlab.optim._native`, built once per machine; the first step waits for the build instead
+    of compiling): each row in one visit while it is in cache, the three row sums and every
+    elementwise op the rule makes, in the same order and precision (the sums add in another order
+    than torch's), reading the rows, gradients and first moment once and writing the rows and first
+    moment once. The rows (of all tensors whose rows have one length, together) are split among the
+    threads, so fewer rows than threads leave threads idle. Elsewhere (other devices and dtypes, no
+    C++ compiler, ``ADAMLAB_NATIVE=0``) the rule is compiled in three kernels (``new_pass``): the
+    first two row sums and the first moment; the per-row second moment and step factor; the third
+    row sum and the renormalized rows, written in place. Step times: ``docs/performance.md``.
 
     Args:
         params: iterable of tensors or param-group dicts.

@@ -1,4 +1,4 @@
-"""Padam (Chen & Gu 2018; seed 003): AMSGrad with a partial exponent p in (0, 1/2] on the second moment."""
+"""Padam (Chen & Gu 2018): AMSGrad with a partial exponent p in (0, 1/2] on the second moment."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class Padam(RuleOptimizer):
     correction nor eps); ``eps`` sits where the authors' code puts it, so both forms share it.
 
     Reference: Chen & Gu, *Closing the Generalization Gap of Adaptive Gradient Methods in Training
-    Deep Neural Networks* (arXiv:1806.06763; seed 003 discusses it); the default follows the
+    Deep Neural Networks* (arXiv:1806.06763, 2018); the default follows the
     authors' code (github.com/uclaml/Padam, ``Padam.py``):
 
     - the max is kept over the raw :math:`v` (AMSGrad form, the authors' ``amsgrad=True``; there is
@@ -53,14 +53,13 @@ class Padam(RuleOptimizer):
 
     ``partial`` is a group hyperparameter read at every step (it enters the rule as a 0-d tensor),
     so a schedule may change it between steps: :class:`adamlab.schedules.PartialExponentDecay`
-    implements seed 003's decaying exponent. For ``partial`` exactly 1/2, 1/4 or 1/8 the power
+    implements the decaying exponent of the blog post *Adaptive exponent for ADAM*. For ``partial`` exactly 1/2, 1/4 or 1/8 the power
     :math:`2p` is taken as 0, 1 or 2 square roots (correctly rounded). Any other :math:`p`:
 
     - the reference engine (and the packed engine's compiled rule, which runs on other devices and
       dtypes) computes :math:`d^{2p} = \exp(2p \log d)` (:math:`d = \sqrt{\hat v_t} + \epsilon`),
-      within 3.8e-6 relative of the exact power in float32 and 7.2e-15 in float64 (tested), which
-      inductor vectorizes (``m / d ** e`` took 36.7 ms on 25M floats on a 2-core CPU, ``m / exp(e * log d)``
-      15.1 ms);
+      within 3.8e-6 relative of the exact power in float32 and 7.2e-15 in float64 (tested), a form
+      inductor compiles to faster code than ``d ** e`` (measured in ``docs/performance.md``);
     - the packed engine on the CPU (float32, float64) runs Padam in one C++ pass for every
       :math:`p` (``padam`` in :mod:`adamlab.optim._native`, built once per machine: the first step
       waits for that build instead of compiling), which multiplies :math:`m_t` by
@@ -68,10 +67,7 @@ class Padam(RuleOptimizer):
       the integer parts carried apart): within 1.7e-7 (float32) and 4.0e-16 (float64) of the exact
       power, so the engines agree to the reference's own rounding (float64 trajectories to 1e-12,
       tested). Torch's ``exp`` and ``log`` of every element cost more than the step's memory traffic;
-      this is cheaper but still not free: for 25M float32 params in 50 tensors on the 2-core Xeon
-      development VM, ``partial=0.3`` took 1.47x the time of torch's fused Adam against its compiled
-      rule's 1.78x, the default ``partial=1/4`` 1.04-1.08x against 1.16x (in one process), and takes
-      1.21-1.45x and 0.97x in ``adamlab bench`` now that the flat buffers get huge pages.
+      this power is cheaper but still not free (step times in ``docs/performance.md``).
 
     Values outside (0, 1/2] raise ``ValueError`` when set through the constructor,
     ``add_param_group`` or ``load_state_dict``.

@@ -41,7 +41,7 @@ class RAdam(RuleOptimizer):
 
     (:func:`radam_direction` defines :math:`\rho_t` and :math:`r_t`.)
 
-    Reference: Liu et al., *On the Variance of the Adaptive Learning Rate and Beyond* (2019);
+    Reference: Liu et al., *On the Variance of the Adaptive Learning Rate and Beyond* (ICLR 2020);
     numerics exactly as ``torch.optim.RAdam``: rectify when :math:`\rho_t > 5`, ``eps`` added to
     the *un*-corrected :math:`\sqrt{v_t}`, weight decay L2 or decoupled. State: ``step``,
     ``exp_avg``, ``exp_avg_sq``.

@@ -1,6 +1,6 @@
 """Optimizers by name: ``create(name, params, **hp)`` and ``available()``.
 
-Each entry maps a public name (``../API.md``) to a class, the keywords the name fixes (``amsgrad``
+Each entry maps a public name to a class, the keywords the name fixes (``amsgrad``
 is ``Adam(amsgrad=True)``), and a one-line reference shown by ``adamlab list``.
 """
 
@@ -32,20 +32,20 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {
-    "adam": Entry(Adam, "Kingma & Ba 2015 (seed 004); torch.optim.Adam numerics"),
-    "adamw": Entry(AdamW, "Loshchilov & Hutter 2019 (seed 001); torch.optim.AdamW numerics"),
-    "amsgrad": Entry(Adam, "Reddi et al. 2018 (seeds 001, 002); max over raw v as torch.optim", {"amsgrad": True}),
-    "adamax": Entry(Adamax, "Kingma & Ba 2015, section 7.1 (seed 004); torch.optim.Adamax numerics"),
-    "nadam": Entry(NAdam, "Dozat 2016 (seed 001); torch.optim.NAdam numerics, momentum_decay 4e-3"),
-    "radam": Entry(RAdam, "Liu et al. 2019; torch.optim.RAdam numerics, rectify when rho_t > 5"),
-    "madam": Entry(MAdam, "Miao 2020 (seed 000); RAdam update by default (torch.optim.RAdam numerics), eps 1e-16, beta3 0.9"),
-    "adamal": Entry(AdamAL, "seed 002, Algorithm 1 with beta2; Adam update with torch.optim.Adam numerics"),
-    "adabelief": Entry(AdaBelief, "Zhuang et al. 2020; adabelief-pytorch 0.2.1 numerics, rectify=False, decoupled decay"),
-    "adabound": Entry(AdaBound, "Luo et al. 2019; adabound 0.0.5 numerics, final_lr scaled by lr/base_lr"),
+    "adam": Entry(Adam, "Kingma & Ba 2015, Adam: A Method for Stochastic Optimization; torch.optim.Adam numerics"),
+    "adamw": Entry(AdamW, "Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization; torch.optim.AdamW numerics"),
+    "amsgrad": Entry(Adam, "Reddi et al. 2018, On the Convergence of Adam and Beyond; max over raw v as torch.optim", {"amsgrad": True}),
+    "adamax": Entry(Adamax, "Kingma & Ba 2015, Adam: A Method for Stochastic Optimization, section 7.1; torch.optim.Adamax numerics"),
+    "nadam": Entry(NAdam, "Dozat 2016, Incorporating Nesterov Momentum into Adam; torch.optim.NAdam numerics, momentum_decay 4e-3"),
+    "radam": Entry(RAdam, "Liu et al. 2020, On the Variance of the Adaptive Learning Rate and Beyond; torch.optim.RAdam numerics, rectify when rho_t > 5"),
+    "madam": Entry(MAdam, "Miao 2020, MAdam: Modify Second Momentum Estimation in Adam; RAdam update by default (torch.optim.RAdam numerics), eps 1e-16, beta3 0.9"),
+    "adamal": Entry(AdamAL, "A New Perspective in Understanding of Adam-Type Algorithms and Beyond (2019), Algorithm 1 with beta2; Adam update with torch.optim.Adam numerics"),
+    "adabelief": Entry(AdaBelief, "Zhuang et al. 2020, AdaBelief Optimizer; adabelief-pytorch 0.2.1 numerics, rectify=False, decoupled decay"),
+    "adabound": Entry(AdaBound, "Luo et al. 2019, Adaptive Gradient Methods with Dynamic Bound of Learning Rate; adabound 0.0.5 numerics, final_lr scaled by lr/base_lr"),
     "amsbound": Entry(AdaBound, "Luo et al. 2019, AMSBound; adabound 0.0.5 numerics", {"amsbound": True}),
-    "padam": Entry(Padam, "Chen & Gu 2018 (seed 003); authors' code: AMSGrad max, lr*sqrt(bc2)/bc1*m/(sqrt(vmax)+eps)^(2p)"),
-    "swats": Entry(SWATS, "Keskar & Socher 2017 (seed 001), Algorithm 1, switching per tensor, eps 1e-9"),
-    "ndadam": Entry(NDAdam, "Zhang et al. 2017 (seed 001); authors' PyTorch numerics, rows of reshape(shape[0], -1)"),
+    "padam": Entry(Padam, "Chen & Gu 2018, Closing the Generalization Gap of Adaptive Gradient Methods; authors' code: AMSGrad max, lr*sqrt(bc2)/bc1*m/(sqrt(vmax)+eps)^(2p)"),
+    "swats": Entry(SWATS, "Keskar & Socher 2017, Improving Generalization Performance by Switching from Adam to SGD, Algorithm 1, switching per tensor, eps 1e-9"),
+    "ndadam": Entry(NDAdam, "Zhang et al. 2017, Normalized Direction-preserving Adam; authors' PyTorch numerics, rows of reshape(shape[0], -1)"),
     "sgd": Entry(torch.optim.SGD, "torch.optim.SGD baseline (momentum, nesterov as torch)"),
     "rmsprop": Entry(torch.optim.RMSprop, "torch.optim.RMSprop baseline (Hinton et al.)"),
     "adagrad": Entry(torch.optim.Adagrad, "torch.optim.Adagrad baseline (Duchi et al. 2011)"),

@@ -1,4 +1,4 @@
-"""SWATS (Keskar & Socher 2017; seed 001): Adam that switches to SGD with momentum, per tensor.
+"""SWATS (Keskar & Socher 2017): Adam that switches to SGD with momentum, per tensor.
 
 The rule's per-tensor dot products go through segment sums (:mod:`adamlab.optim._segments`), so the
 same rule runs tensor by tensor on the reference engine and on whole flat buffers on the packed one.
@@ -42,11 +42,11 @@ class SWATS(RuleOptimizer):
         v_k &= \beta_1 v_{k-1} + g_k, \qquad \theta_k = \theta_{k-1} - (1-\beta_1)\,\Lambda\, v_k
 
     Reference: Keskar & Socher, *Improving Generalization Performance by Switching from Adam to SGD*
-    (arXiv:1712.07628), Algorithm 1, followed line by line. Choices and deviations:
+    (arXiv:1712.07628, 2017), Algorithm 1, followed line by line. Choices and deviations:
 
     - **Per tensor.** Algorithm 1 is written for one vector; here every parameter tensor is its own
-      vector: its own :math:`\gamma_k, \lambda_k`, switch test, switch step and :math:`\Lambda`
-      (DESIGN.md). A global switch (the whole model switching when one tensor triggers, as some
+      vector: its own :math:`\gamma_k, \lambda_k`, switch test, switch step and :math:`\Lambda`.
+      A global switch (the whole model switching when one tensor triggers, as some
       reimplementations describe the paper's experiments) is not offered. The two dot products are
       per-tensor reductions (``seg.sum``; on the packed engine, segment sums over the flat buffer,
       so SWATS runs there like any other rule: :mod:`adamlab.optim._segments`).
@@ -61,18 +61,17 @@ class SWATS(RuleOptimizer):
       (``_zero_decay_structural``).
     - Speed: on the packed engine, tensors of float32 or float64 on the CPU run one C++ kernel
       (``swats_tensors`` in :mod:`adamlab.optim._native`, built once per machine; the first step waits
-      for the build, about 3 s, instead of compiling) in one pass: a tensor's param update does not
+      for the build instead of compiling) in one pass: a tensor's param update does not
       depend on this step's sums (a tensor switching now takes its Adam step), so each element is
       read and written once, the sums taken on the way and each tensor's switch decided after; an
       Adam-phase tensor moves params and both moments (Adam's seven streams of memory traffic), an
       SGD-phase one params and momentum (five). Chunks of 16,384 elements are shared among the
       threads and their sums added in chunk order (the same result for any number of threads).
-      Measured on 25M params in 50 tensors, in one process with torch's fused Adam: 0.92-0.95x its time,
-      0.90x with weight decay. Elsewhere the rule is compiled: 1.11-1.19x without weight decay; with
-      it 1.9-2.0x, since the sums then read the params and, updated in the same pass, inductor wrote
-      the new params into a temporary it allocates every step (24,400 page faults per step for 25M
-      params, 3.7x), so the rule breaks the compiled graph there and updates the params in a second,
-      in-place pass from the stored moments (the same numbers; a no-op when not compiling).
+      Elsewhere the rule is compiled. With weight decay the sums read the params, and updating them
+      in the same compiled pass would write the new params into a temporary allocated every step,
+      so the rule breaks the compiled graph there and updates the params in a second, in-place pass
+      from the stored moments (the same numbers; a no-op when not compiling). Step times:
+      ``docs/performance.md``.
     - Defaults ``lr=1e-3, betas=(0.9, 0.999), eps=1e-9`` as the paper. After the switch ``lr`` is
       no longer used (the paper's SGD phase runs at :math:`\Lambda`), so a learning-rate schedule
       affects only the Adam phase; :math:`\beta_1` is the SGD momentum.
