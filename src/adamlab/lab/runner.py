@@ -221,15 +221,61 @@ class InlineExecutor(Executor):
 
 _worker_queue: Any = None
 
+ORPHAN_POLL = 0.5  # seconds between a worker's checks that the sweep's main process is alive
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies (Linux)
 
-def _worker_init(q: Any) -> None:
-    """Each pool worker: ignore SIGINT (the parent handles Ctrl-C), one torch thread, the progress queue."""
+
+def _worker_init(q: Any, main_pid: int) -> None:
+    """Each pool worker: ignore SIGINT (the parent handles Ctrl-C), one torch thread, the progress
+    queue, and an exit of its own when the sweep's main process dies (:func:`_exit_with`)."""
     global _worker_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(main_pid)
     import torch
 
     torch.set_num_threads(1)
     _worker_queue = q
+
+
+def _exit_with(main_pid: int) -> None:
+    """Make this worker exit when the process ``main_pid`` is gone, so that killing the sweep's main
+    process (SIGKILL, the OOM killer) leaves no worker running a job nobody will store.
+
+    On Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` kills the worker the moment its parent dies (the
+    main process under spawn, the fork server under forkserver, which exits when the main process
+    does); everywhere, a daemon thread checks every :data:`ORPHAN_POLL` seconds that the main
+    process is still alive (a zombie counts as dead) and ends the worker with ``os._exit`` if not.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this C library: the thread below still watches
+            pass
+    import threading
+
+    def watch() -> None:
+        while _alive(main_pid):
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="adamlab-orphan-check", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (killed, not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user (the pid was reused): not ours
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (macOS): os.kill said it exists
+        return True
 
 
 def _worker_report(job_id: str, t: int, steps: int) -> None:
@@ -275,7 +321,9 @@ class LocalExecutor(Executor):
 
         ctx = _context()
         q = ctx.Queue()
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init, initargs=(q,))
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_worker_init, initargs=(q, os.getpid())
+        )
         by_id = {job.id: job for job in jobs}
         futures = {pool.submit(_worker_execute, job.config, job.id): job for job in jobs}
         lost: list[Job] = []
@@ -317,22 +365,54 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _kill(pool: Any) -> None:
-        """Stop the workers now (running jobs are abandoned, queued ones cancelled)."""
-        pool.shutdown(wait=False, cancel_futures=True)  # queued jobs are cancelled by the pool's own thread
-        kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
-        if callable(kill):
-            kill()
-            return
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        """Stop the workers now (running jobs are abandoned, queued ones cancelled).
+
+        The worker processes are taken from the pool before ``shutdown``, which forgets them, and
+        killed first: a pool shut down with its workers alive waits for their jobs to finish (at
+        interpreter exit at the latest). A second Ctrl-C (or SIGTERM) meanwhile is ignored, so the
+        cleanup is not cut short with a traceback.
+        """
+        ignore_interrupts()
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
             try:
                 process.kill()
             except (OSError, ValueError, AttributeError):
                 pass
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        pool.shutdown(wait=False, cancel_futures=True)  # queued jobs are cancelled by the pool's own thread
+        for process in processes:
             try:
                 process.join(timeout=5)
             except (OSError, ValueError, AttributeError, AssertionError):
                 pass
+        _stop_fork_server()
+
+
+def _stop_fork_server() -> None:
+    """Kill the fork server (the next pool starts a new one): it would exit with this process anyway,
+    but only after seconds of tearing down its Python, which imported torch."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    stop = getattr(server, "_stop", None)
+    if pid is None or not callable(stop):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    stop()  # reaps it and removes its socket
+
+
+def ignore_interrupts() -> None:
+    """Ignore SIGINT and SIGTERM from now on (in the main thread; elsewhere nothing): for the cleanup
+    after the first one, which a second one would interrupt with a traceback."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _ray_execute(config: dict[str, Any], job_id: str) -> dict[str, Any]:
