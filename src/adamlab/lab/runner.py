@@ -493,6 +493,25 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
 
+RAY_CONNECT_TIMEOUT = 5.0  # seconds to open a TCP connection to a Ray address before giving up
+
+
+def _check_reachable(address: str) -> None:
+    """LabError unless a TCP connection to a ``host:port`` (or ``ray://host:port``) Ray address opens
+    within :data:`RAY_CONNECT_TIMEOUT` seconds: Ray itself retries an unreachable address for minutes.
+    Other addresses (``"auto"``) are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise LabError(
+            f"cannot reach the Ray cluster at {address!r} ({reason}); start one with 'ray start --head' or check --address"
+        ) from None
+
+
 def make_executor(kind: str, workers: int | None, address: str | None, jobs: int) -> Executor:
     """The executor for ``--executor`` ``kind`` (``local`` with ``workers=0`` runs inline)."""
     if kind == "ray":
@@ -502,6 +521,8 @@ def make_executor(kind: str, workers: int | None, address: str | None, jobs: int
             raise LabError("--executor ray needs Ray: pip install 'ray>=2.9' (or use the default local executor)")
         if workers is not None and workers < 1:
             raise LabError(f"--workers must be >= 1 with --executor ray, got {workers}")
+        if address:
+            _check_reachable(address)
         return RayExecutor(address, workers)
     if address:
         raise LabError("--address is for --executor ray")
@@ -561,6 +582,7 @@ def run_sweep(
     address: str | None = None,
     progress: str | Progress = "auto",
     out: TextIO | None = None,
+    max_jobs: int | None = None,
 ) -> Summary:
     """Run every job of ``sweep`` not already finished in the store ``db``; return a :class:`Summary`.
 
@@ -569,6 +591,9 @@ def run_sweep(
     this process). ``progress``: ``"auto"``, ``"rich"``, ``"plain"``, ``"none"`` or a
     :class:`~adamlab.lab.progress.Progress`. KeyboardInterrupt stops the workers, keeps every
     stored job, and propagates; :class:`WorkerLost` likewise after storing what finished.
+
+    ``max_jobs``: refuse (LabError) a sweep of more jobs (:meth:`Sweep.job_count`), counted before
+    anything is expanded; ``adamlab run`` passes :data:`~adamlab.lab.spec.JOB_LIMIT` unless ``--yes``.
 
     The store records the job ids of each sweep it expanded (:meth:`Sweep.cache_key`), so a rerun
     whose jobs are all finished returns without expanding the sweep (and without importing torch).
@@ -587,6 +612,12 @@ def run_sweep(
             if known is not None and set(known) <= store.finished_ids():
                 # finished before: nothing to expand or run, and no torch to import
                 return _all_finished(len(known), db, display, t0)
+    if max_jobs is not None:
+        count = sweep.job_count()
+        if count > max_jobs:
+            raise LabError(
+                f"{sweep.source}: the sweep has {count:,} jobs, more than {max_jobs:,}; narrow the grid, or pass --yes to run them all"
+            )
     jobs = sweep.jobs()
     make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched
     store = Store.open(db, create=True)
