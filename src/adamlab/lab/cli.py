@@ -2,14 +2,16 @@
 
 :func:`add_commands` registers on an argparse ``subparsers`` object::
 
-    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--progress auto|rich|plain|none]
+    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--yes] [--progress auto|rich|plain|none]
     show --db results.sqlite [--json] [--problem P] [--optimizer O] [--status S]
 
 Each sets ``func`` (``args.func(args)`` returns the exit status). :func:`list_problems` prints the
 problems, one line each with its description (for ``adamlab list problems``). Exit statuses: 0 done;
 1 a worker died or some jobs failed; 2 a user error (:class:`~adamlab.lab.errors.LabError`: bad
 spec, unknown name, missing dataset file, unusable store), printed as one line ``error: ...``;
-130 interrupted (Ctrl-C or SIGTERM; everything finished before is stored, rerun to resume).
+130 interrupted (Ctrl-C or SIGTERM; everything finished before is stored, rerun to resume; the
+workers are killed at once, whatever their jobs' length, and a second Ctrl-C is ignored while they
+are). A sweep of more than :data:`~adamlab.lab.spec.JOB_LIMIT` jobs is refused unless ``--yes``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ def _lab_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return wrapped
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM during ``run``: a KeyboardInterrupt, and every later one ignored, so that a
+    second, impatient Ctrl-C cannot cut the cleanup (workers killed, store closed) or the exit short
+    with a traceback."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -54,10 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # SIGINT may arrive ignored (a shell starts background jobs that way): `run` promises to stop
         # cleanly on it, so it is handled here; a polite SIGTERM stops the same way.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGINT, _interrupt_once)
+        signal.signal(signal.SIGTERM, _interrupt_once)
     except ValueError:  # not the main thread: leave the handlers alone
         previous = {}
+    interrupted = False
     try:
         summary = run_sweep(
             args.spec,
@@ -69,13 +77,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_jobs=None if args.yes else JOB_LIMIT,
         )
     except KeyboardInterrupt:
+        interrupted = True
         print("interrupted: finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
     except WorkerLost as err:
         print(f"error: {err}; finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        for sig, handler in previous.items():
+        # (after an interrupt the command ends as it is, ignoring further ones until the process exits)
+        for sig, handler in previous.items() if not interrupted else ():
             signal.signal(sig, handler)
     return EXIT_FAILED if summary.failed else EXIT_OK
 

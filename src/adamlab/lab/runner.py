@@ -6,7 +6,9 @@ opens the store, skips the jobs already finished there, and hands the rest to an
 - ``inline`` (``workers=0``): one after another in this process (debugging, tests);
 - ``local`` (the default): a process pool of ``workers`` processes (forkserver where the platform
   has it, else spawn), each with ``torch.set_num_threads(1)``; workers ignore SIGINT so Ctrl-C
-  reaches only this process, which then kills the workers and stops;
+  reaches only this process, which then kills the workers (and the fork server) and stops within
+  seconds whatever the jobs' length; workers exit by themselves when this process dies (SIGKILL,
+  the OOM killer: :func:`_exit_with`), so nothing is left running;
 - ``ray``: tasks on a Ray cluster (``address`` of a running one, or a local one started for the
   sweep); ``ray`` is imported only then.
 
@@ -369,10 +371,8 @@ class LocalExecutor(Executor):
 
         The worker processes are taken from the pool before ``shutdown``, which forgets them, and
         killed first: a pool shut down with its workers alive waits for their jobs to finish (at
-        interpreter exit at the latest). A second Ctrl-C (or SIGTERM) meanwhile is ignored, so the
-        cleanup is not cut short with a traceback.
+        interpreter exit at the latest).
         """
-        ignore_interrupts()
         processes = list((getattr(pool, "_processes", None) or {}).values())
         for process in processes:
             try:
@@ -403,16 +403,6 @@ def _stop_fork_server() -> None:
     except OSError:
         pass
     stop()  # reaps it and removes its socket
-
-
-def ignore_interrupts() -> None:
-    """Ignore SIGINT and SIGTERM from now on (in the main thread; elsewhere nothing): for the cleanup
-    after the first one, which a second one would interrupt with a traceback."""
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
 
 
 def _ray_execute(config: dict[str, Any], job_id: str) -> dict[str, Any]:
