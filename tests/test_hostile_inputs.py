@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from util import make_params, trajectory
+from util import assert_load_refused_unchanged, make_params, trajectory
 
 import adamlab
 from adamlab.optim import registry
@@ -188,15 +188,6 @@ def _trained(name, **kw):
     return opt
 
 
-def _refused_unchanged(opt, state_dict, match):
-    before = copy.deepcopy(opt.state_dict())
-    with pytest.raises(ValueError, match=match):
-        opt.load_state_dict(state_dict)
-    after = opt.state_dict()
-    assert before["param_groups"] == after["param_groups"]
-    assert all(torch.equal(v, after["state"][i][k]) for i, s in before["state"].items() for k, v in s.items())
-
-
 PAIRS = [(a, b) for a in NAMES for b in NAMES if a != b]
 
 
@@ -206,7 +197,7 @@ def test_no_checkpoint_of_another_optimizer_loads(saved, loading):
     same_algorithm = type(source)._algorithm() == type(target)._algorithm()
     state_dict = copy.deepcopy(source.state_dict())
     if not same_algorithm:
-        _refused_unchanged(target, state_dict, rf"saved by adamlab's {type(source)._algorithm()}, a different algorithm")
+        assert_load_refused_unchanged(target, state_dict, rf"saved by adamlab's {type(source)._algorithm()}, a different algorithm")
         return
     # the same rule (adam, adamw, amsgrad; adabound, amsbound): loads with the saved group's options
     # (amsgrad, decoupled decay...), so the target continues exactly as the source would
@@ -228,7 +219,7 @@ def test_a_foreign_checkpoint_without_adamlabs_record_is_refused_by_its_keys(sav
     """As torch.optim or an older adamlab saves it: the groups' hyperparameters tell."""
     state_dict = copy.deepcopy(_trained(saved, **kw).state_dict())
     del state_dict["adamlab_algorithm"]
-    _refused_unchanged(_trained(loading), state_dict, rf"param group 0 carries the hyperparameters {named}, which")
+    assert_load_refused_unchanged(_trained(loading), state_dict, rf"param group 0 carries the hyperparameters {named}, which")
 
 
 @pytest.mark.parametrize(
@@ -245,13 +236,13 @@ def test_a_checkpoint_with_a_bad_hyperparameter_is_refused_and_changes_nothing(k
     opt = _trained("adam")
     state_dict = copy.deepcopy(opt.state_dict())
     state_dict["param_groups"][0][key] = value
-    _refused_unchanged(opt, state_dict, rf"^Adam.load_state_dict \(param group 0\): {match}")
+    assert_load_refused_unchanged(opt, state_dict, rf"^Adam.load_state_dict \(param group 0\): {match}")
 
 
 def test_a_checkpoint_lacking_a_numeric_hyperparameter_is_refused():
     state_dict = copy.deepcopy(_trained("adam").state_dict())
     del state_dict["param_groups"][0]["eps"]
-    _refused_unchanged(_trained("adam"), state_dict, r"lacks the hyperparameters \['eps'\]")
+    assert_load_refused_unchanged(_trained("adam"), state_dict, r"lacks the hyperparameters \['eps'\]")
 
 
 def test_a_loaded_checkpoint_is_normalized():
