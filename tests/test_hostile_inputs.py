@@ -81,7 +81,8 @@ def test_flags_refuse_non_booleans(name):
 
 
 def test_a_numeric_string_weight_decay_is_refused_not_ignored():
-    with pytest.raises(ValueError, match=r"^AdamW: invalid weight_decay='0.5': expected a real number in \[0, inf\) \(got a str\)$"):
+    message = r"^AdamW: invalid weight_decay='0.5': expected a real number in \[0, inf\) \(got a str\)$"
+    with pytest.raises(ValueError, match=message):
         adamlab.AdamW([torch.zeros(2, requires_grad=True)], lr=0.1, weight_decay="0.5")
 
 
@@ -144,7 +145,8 @@ def test_add_param_group_normalizes():
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.uint8])
 def test_non_floating_params_are_refused_at_construction(dtype):
-    with pytest.raises(ValueError, match=rf"^Adam: can only optimize floating-point \(or complex\) params, got a {dtype} param of shape \(3,\)$"):
+    message = rf"^Adam: can only optimize floating-point \(or complex\) params, got a {dtype} param of shape \(3,\)$"
+    with pytest.raises(ValueError, match=message):
         adamlab.Adam([torch.zeros(3, dtype=dtype)])
     opt = adamlab.Adam(make_params()[:1])
     with pytest.raises(ValueError, match="can only optimize floating-point"):
@@ -197,7 +199,8 @@ def test_no_checkpoint_of_another_optimizer_loads(saved, loading):
     same_algorithm = type(source)._algorithm() == type(target)._algorithm()
     state_dict = copy.deepcopy(source.state_dict())
     if not same_algorithm:
-        assert_load_refused_unchanged(target, state_dict, rf"saved by adamlab's {type(source)._algorithm()}, a different algorithm")
+        match = rf"saved by adamlab's {type(source)._algorithm()}, a different algorithm"
+        assert_load_refused_unchanged(target, state_dict, match)
         return
     # the same rule (adam, adamw, amsgrad; adabound, amsbound): loads with the saved group's options
     # (amsgrad, decoupled decay...), so the target continues exactly as the source would

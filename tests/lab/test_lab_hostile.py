@@ -78,9 +78,15 @@ def test_a_wrong_type_problem_option_is_named(tmp_path, capsys, problems, table,
 
 
 USER_MODULES = [
-    ("raise RuntimeError('no GPU here')\n", r"importing 'hostile_mod_\d' raised RuntimeError: no GPU here \(hostile_mod_\d.py, line 1\)"),
+    (
+        "raise RuntimeError('no GPU here')\n",
+        r"importing 'hostile_mod_\d' raised RuntimeError: no GPU here \(hostile_mod_\d.py, line 1\)",
+    ),
     ("def broken(:\n", r"importing 'hostile_mod_\d' raised SyntaxError: .* line 1\)"),
-    ("def make(**o):\n    raise RuntimeError('factory failed')\n", r"make\(...\) raised RuntimeError: factory failed \(hostile_mod_\d.py, line 2\)"),
+    (
+        "def make(**o):\n    raise RuntimeError('factory failed')\n",
+        r"make\(...\) raised RuntimeError: factory failed \(hostile_mod_\d.py, line 2\)",
+    ),
     ("import no_such_module_anywhere\n", r"cannot import 'hostile_mod_\d' \(No module named 'no_such_module_anywhere'\)"),
 ]
 
@@ -129,7 +135,8 @@ def test_an_output_folder_that_is_a_file_is_a_one_line_error(tmp_path, capsys, c
 def test_an_unreachable_ray_address_is_a_one_line_error_within_seconds(tmp_path, capsys):
     pytest.importorskip("ray")
     t0 = time.perf_counter()
-    err = _error(capsys, "run", str(_spec(tmp_path, "")), "--db", str(tmp_path / "r.sqlite"), "--executor", "ray", "--address", "127.0.0.1:1")
+    ray_args = ("--executor", "ray", "--address", "127.0.0.1:1")
+    err = _error(capsys, "run", str(_spec(tmp_path, "")), "--db", str(tmp_path / "r.sqlite"), *ray_args)
     assert time.perf_counter() - t0 < 30
     assert "cannot reach the Ray cluster at '127.0.0.1:1' (Connection refused)" in err
     assert not (tmp_path / "r.sqlite").exists()
@@ -167,7 +174,8 @@ def test_show_never_gives_two_runs_the_same_label(tmp_path, capsys):
 
 def test_labels_add_what_differs_when_the_hyperparameters_agree():
     def run(i, steps, lr=0.1):
-        return {"id": i, "problem": "p", "optimizer": "adam", "seed": 0, "hyperparameters": {"lr": lr}, "config": {"steps": steps}}
+        hp, config = {"lr": lr}, {"steps": steps}
+        return {"id": i, "problem": "p", "optimizer": "adam", "seed": 0, "hyperparameters": hp, "config": config}
 
     runs = [run("a", 5), run("b", 6), run("c", 5, 0.3), run("d", 5, 0.30000001)]
     assert hyperparameter_labels(runs) == ["lr=0.1 steps=5", "lr=0.1 steps=6", "lr=0.3", "lr=0.30000001"]

@@ -2,7 +2,8 @@
 
 :func:`add_commands` registers on an argparse ``subparsers`` object::
 
-    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--yes] [--progress auto|rich|plain|none]
+    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--yes]
+        [--progress auto|rich|plain|none]
     show --db results.sqlite [--json] [--problem P] [--optimizer O] [--status S]
 
 Each sets ``func`` (``args.func(args)`` returns the exit status). :func:`list_problems` prints the

@@ -123,7 +123,10 @@ def check(controls: dict[str, Any], optimizer_hp: dict[str, Any], where: str) ->
         raise LabError(f"{where}: diagnostics must be a list of names among {', '.join(DIAGNOSTICS)}; got {diagnostics!r}")
 
 
-_DIAGNOSTIC_STATE = {"amsgrad-swaps": ("max_exp_avg_sq", "AMSGrad's running max"), "swats-switches": ("switch_step", "SWATS's switch")}
+_DIAGNOSTIC_STATE = {
+    "amsgrad-swaps": ("max_exp_avg_sq", "AMSGrad's running max"),
+    "swats-switches": ("switch_step", "SWATS's switch"),
+}
 
 
 def check_diagnostics(controls: dict[str, Any], optimizer: str, kwargs: dict[str, Any], where: str) -> None:

@@ -606,7 +606,8 @@ def run_sweep(
         count = sweep.job_count()
         if count > max_jobs:
             raise LabError(
-                f"{sweep.source}: the sweep has {count:,} jobs, more than {max_jobs:,}; narrow the grid, or pass --yes to run them all"
+                f"{sweep.source}: the sweep has {count:,} jobs, more than {max_jobs:,}; "
+                "narrow the grid, or pass --yes to run them all"
             )
     jobs = sweep.jobs()
     make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched

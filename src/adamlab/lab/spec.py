@@ -151,7 +151,8 @@ def hyperparameter_labels(runs: list[dict[str, Any]]) -> list[str]:
                     labels[i] = label(runs[i], True)
                 continue
             configs = [runs[i].get("config") or {} for i in members]
-            differing = sorted({k for c in configs for k in c if any(d.get(k) != c.get(k) for d in configs)} - {"hyperparameters"})
+            keys = {k for c in configs for k in c} - {"hyperparameters"}
+            differing = sorted(k for k in keys if any(d.get(k) != configs[0].get(k) for d in configs))
             for i, config in zip(members, configs):
                 extra = " ".join(f"{k}={canonical_json(config.get(k))}" for k in differing)
                 labels[i] = f"{labels[i]} {extra}".strip() if extra else f"{labels[i]} (run {runs[i]['id'][:8]})".strip()

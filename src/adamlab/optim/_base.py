@@ -348,7 +348,8 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"{name}.load_state_dict: param group {i} carries the hyperparameters {foreign}, which {name} "
                     f"does not have; the state_dict was saved by a different optimizer"
                 )
-            merged = {**self.defaults, **saved, **self._validate({**self.defaults, **saved}, f".load_state_dict (param group {i})")}
+            merged = {**self.defaults, **saved}
+            merged.update(self._validate(merged, f".load_state_dict (param group {i})"))
             loaded.append({k: merged[k] for k in self._checks if k in merged})
             for pid, p in zip(saved["params"], group["params"]):
                 params[pid] = (p, merged)

@@ -111,16 +111,16 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if hint is type(None):
-        return "none (leave it out)"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    if hint in names:
-        return names[hint]
-    return {tuple: "a list", list: "a list"}.get(typing.get_origin(hint), str(hint)) + (
-        f" of {len(typing.get_args(hint))} numbers" if typing.get_origin(hint) is tuple else ""
-    )
+    """What an annotation accepts, in words (for the error :func:`_matches` leads to)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin in (tuple, list):
+        numbers = args and all(a in (int, float) for a in args if a is not Ellipsis)
+        count = f"{len(args)} " if origin is tuple and args and args[-1] is not Ellipsis else ""
+        return f"a list of {count}{'numbers' if numbers else 'values'}"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "none (leave it out)"}
+    return names.get(hint, str(hint))
 
 
 def _user_problem(spec: str, options: dict[str, Any]) -> Any:
