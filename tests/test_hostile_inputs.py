@@ -51,6 +51,7 @@ BAD_VALUES = [
     (torch.tensor([0.1, 0.2]), r"tensor\(\[0.1000, 0.2000\]\).*exactly one element"),
     (torch.tensor(True), r"tensor\(True\)"),
     (float("nan"), r"nan"),
+    (float("inf"), r"inf: expected a real number in"),
     (-1.0, r"-1.0: expected a real number in"),
 ]
 
@@ -68,6 +69,29 @@ def test_every_real_hyperparameter_refuses_a_bad_value(name, value, match):
 def test_betas_refuse_a_bad_element(name, bad):
     with pytest.raises(ValueError, match=r"invalid betas\[0\]="):
         _create(name, make_params(), betas=(bad, 0.999))
+
+
+BAD_BETAS = [
+    ((0.9,), r"betas=\(0.9,\): expected a tuple of 2 reals"),
+    ((0.9, 0.99, 0.9), r"betas=\(0.9, 0.99, 0.9\): expected a tuple of 2 reals"),
+    ("0.9,0.99", r"betas='0.9,0.99': expected a tuple of 2 reals"),
+    (0.9, r"betas=0.9: expected a tuple of 2 reals"),
+    ((1.0, 0.999), r"betas\[0\]=1.0: expected a real number in \[0, 1\)"),
+    ((0.9, -0.1), r"betas\[1\]=-0.1"),
+    ((float("nan"), 0.9), r"betas\[0\]=nan"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("betas", "match"), BAD_BETAS, ids=[repr(b) for b, _ in BAD_BETAS])
+def test_betas_of_the_wrong_shape_or_range_are_refused(name, betas, match):
+    with pytest.raises(ValueError, match=rf"invalid {match}"):
+        _create(name, make_params(), betas=betas)
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match=r"^Adam: invalid engine='fast': expected one of 'auto', 'reference', 'packed'$"):
+        adamlab.Adam(make_params(), engine="fast")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -64,6 +64,8 @@ def normalized(value: Any) -> Any:
 def real(low: float = 0.0, high: float = math.inf, *, low_open: bool = False, high_open: bool = True) -> Check:
     """A real number in the interval from ``low`` to ``high`` (closed at ``low`` unless ``low_open``)."""
     accepted = "a real number in " + ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+    if (low, high) == (-math.inf, math.inf):
+        accepted = "a real number"
 
     def check(name: str, value: Any) -> Any:
         x = _as_float(name, value, accepted)
@@ -104,3 +106,4 @@ def flag(name: str, value: Any) -> Any:
 flag.accepted = "True or False"  # type: ignore[attr-defined]
 
 NONNEGATIVE = real(0.0)
+REAL = real(-math.inf)
