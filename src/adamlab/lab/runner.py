@@ -327,9 +327,10 @@ class LocalExecutor(Executor):
             max_workers=self.workers, mp_context=ctx, initializer=_worker_init, initargs=(q, os.getpid())
         )
         by_id = {job.id: job for job in jobs}
-        futures = {pool.submit(_worker_execute, job.config, job.id): job for job in jobs}
         lost: list[Job] = []
         try:
+            # (submitting starts the workers, and the fork server first: seconds, which a Ctrl-C may interrupt)
+            futures = {pool.submit(_worker_execute, job.config, job.id): job for job in jobs}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
