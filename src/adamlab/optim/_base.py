@@ -142,10 +142,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     takes the sums (with weight decay, SWATS updates them in a second pass: see its docstring)."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
-        self.check_hyperparameters({**defaults, "engine": engine})
+        normalized = self.check_hyperparameters({**defaults, "engine": engine})
         self.engine = engine
         self._packs: dict[int, Any] = {}
-        super().__init__(params, {**defaults, **self._validate(defaults, "")})
+        super().__init__(params, {**defaults, **normalized})
 
     @property
     def _scalar_names(self) -> tuple[str, ...]:
@@ -155,13 +155,14 @@ class RuleOptimizer(torch.optim.Optimizer):
         return tuple(self._checks)
 
     @classmethod
-    def check_hyperparameters(cls, values: dict[str, Any]) -> None:
-        """Raise the ValueError the constructor would raise for these keyword values (``engine`` too)."""
+    def check_hyperparameters(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Raise the ValueError the constructor would raise for these keyword values (``engine`` too);
+        else the checked ones, normalized as the constructor stores them."""
         name = cls.__name__
         engine = values.get("engine", "auto")
         if engine not in ENGINES:
             raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
-        cls._validate(values, "")
+        return cls._validate(values, "")
 
     @classmethod
     def _validate(cls, values: dict[str, Any], where: str) -> dict[str, Any]:
