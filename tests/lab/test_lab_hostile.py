@@ -178,8 +178,10 @@ def test_labels_add_what_differs_when_the_hyperparameters_agree():
         hp, config = {"lr": lr}, {"steps": steps}
         return {"id": i, "problem": "p", "optimizer": "adam", "seed": 0, "hyperparameters": hp, "config": config}
 
-    runs = [run("a", 5), run("b", 6), run("c", 5, 0.3), run("d", 5, 0.30000001)]
-    assert hyperparameter_labels(runs) == ["lr=0.1 steps=5", "lr=0.1 steps=6", "lr=0.3", "lr=0.30000001"]
+    runs = [run("a", 5), run("b", 6), run("c", 5, 0.3), run("d", 5, 0.30000001), run("e", 5, 0.5), run("f", 5, "0.5")]
+    labels = ["lr=0.1 steps=5", "lr=0.1 steps=6", "lr=0.3", "lr=0.30000001", "lr=0.5", "lr='0.5'"]  # ('0.5': an old store's)
+    assert hyperparameter_labels(runs) == labels
+    assert hyperparameter_labels([run("g", 5), run("h", 5)]) == ["lr=0.1 (run g)", "lr=0.1 (run h)"]
 
 
 def test_a_read_only_store_leaves_no_wal_files(tmp_path):

@@ -119,43 +119,44 @@ class Job:
 
 
 def short_value(v: Any, exact: bool = False) -> str:
-    """A hyperparameter or metric value for a one-line label: floats to 4 significant digits (every
-    digit with ``exact``: the shortest text that reads back as the same float), lists as (a,b)."""
+    """A hyperparameter or metric value for a one-line label: floats to 4 significant digits, lists
+    as (a,b). With ``exact``, every digit (the shortest text that reads back as the same float) and
+    strings quoted, so that different values never read the same."""
     if isinstance(v, float):
         return repr(v) if exact else f"{v:.4g}"
     if isinstance(v, list):
         return "(" + ",".join(short_value(x, exact) for x in v) + ")"
-    return str(v)
+    return repr(v) if exact and isinstance(v, str) else str(v)
 
 
 def hyperparameter_labels(runs: list[dict[str, Any]]) -> list[str]:
-    """One label per run (``lr=0.001 betas=(0.9,0.999)``), never the same for two runs of different
-    configs of one problem, optimizer and seed: where the short labels of such runs agree, their floats
-    are written exactly (``lr=0.001`` and ``lr=0.0010001``; ``1`` and ``1.0`` differ as written),
-    and where those agree too, the config entries that differ are added (``steps=200``). Each run
-    is a dict with ``id``, ``problem``, ``optimizer``, ``seed``, ``hyperparameters`` and ``config``."""
+    """One label per run (``lr=0.001 betas=(0.9,0.999)``), never the same for two runs of one problem,
+    optimizer and seed with different configs: where the short labels of such runs agree, their
+    values are written exactly (``lr=0.001`` and ``lr=0.0010001``; ``1`` and ``1.0``; ``0.5`` and
+    ``'0.5'``), and where those agree too, the config entries that differ are added (``steps=200``).
+    Each run is a dict with ``id``, ``problem``, ``optimizer``, ``seed``, ``hyperparameters`` and
+    ``config``."""
 
     def label(run: dict[str, Any], exact: bool) -> str:
         return " ".join(f"{k}={short_value(v, exact)}" for k, v in (run["hyperparameters"] or {}).items())
 
-    labels = [label(run, False) for run in runs]
-    for exact in (True, None):
+    def clashes() -> list[list[int]]:
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, run in enumerate(runs):
             groups.setdefault((run["problem"], run["optimizer"], run["seed"], labels[i]), []).append(i)
-        for members in groups.values():
-            if len({runs[i]["id"] for i in members}) < 2:
-                continue
-            if exact:
-                for i in members:
-                    labels[i] = label(runs[i], True)
-                continue
-            configs = [runs[i].get("config") or {} for i in members]
-            keys = {k for c in configs for k in c} - {"hyperparameters"}
-            differing = sorted(k for k in keys if any(d.get(k) != configs[0].get(k) for d in configs))
-            for i, config in zip(members, configs):
-                extra = " ".join(f"{k}={canonical_json(config.get(k))}" for k in differing)
-                labels[i] = f"{labels[i]} {extra}".strip() if extra else f"{labels[i]} (run {runs[i]['id'][:8]})".strip()
+        return [members for members in groups.values() if len({runs[i]["id"] for i in members}) > 1]
+
+    labels = [label(run, False) for run in runs]
+    for members in clashes():
+        for i in members:
+            labels[i] = label(runs[i], True)
+    for members in clashes():
+        configs = [runs[i].get("config") or {} for i in members]
+        keys = {k for c in configs for k in c} - {"hyperparameters"}
+        differing = sorted(k for k in keys if any(c.get(k) != configs[0].get(k) for c in configs))
+        for i, config in zip(members, configs):
+            extra = " ".join(f"{k}={canonical_json(config.get(k))}" for k in differing) or f"(run {runs[i]['id'][:8]})"
+            labels[i] = f"{labels[i]} {extra}".strip()
     return labels
 
 
