@@ -6,8 +6,10 @@ fed the same pseudo-random gradients. Two optimizers agree when their trajectori
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
+import pytest
 import torch
 
 SHAPES: tuple[tuple[int, ...], ...] = ((4, 3), (7,), (2, 3, 2), (1,), (5, 1, 2))
@@ -61,3 +63,16 @@ def assert_trajectories_close(a: list[torch.Tensor], b: list[torch.Tensor], tol:
     moved = max((x - a[0]).abs().max().item() for x in a)
     assert moved > 1e-3, "the trajectory barely moved: the comparison would prove nothing"
     assert d <= tol, f"trajectories differ by {d:.3e} (tolerance {tol:.0e})"
+
+
+def assert_load_refused_unchanged(opt: torch.optim.Optimizer, state_dict: dict, match: str) -> None:
+    """``opt.load_state_dict(state_dict)`` raises a ValueError matching ``match`` and leaves ``opt`` as it was."""
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(state_dict)
+    after = opt.state_dict()
+    assert before["param_groups"] == after["param_groups"]
+    assert before["state"].keys() == after["state"].keys()
+    for i, s in before["state"].items():
+        assert s.keys() == after["state"][i].keys()
+        assert all(torch.equal(v, after["state"][i][k]) for k, v in s.items())

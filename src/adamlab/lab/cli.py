@@ -2,14 +2,17 @@
 
 :func:`add_commands` registers on an argparse ``subparsers`` object::
 
-    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--progress auto|rich|plain|none]
+    run SPEC.toml --db results.sqlite [--workers N] [--executor local|ray] [--address ADDR] [--yes]
+        [--progress auto|rich|plain|none]
     show --db results.sqlite [--json] [--problem P] [--optimizer O] [--status S]
 
 Each sets ``func`` (``args.func(args)`` returns the exit status). :func:`list_problems` prints the
 problems, one line each with its description (for ``adamlab list problems``). Exit statuses: 0 done;
 1 a worker died or some jobs failed; 2 a user error (:class:`~adamlab.lab.errors.LabError`: bad
 spec, unknown name, missing dataset file, unusable store), printed as one line ``error: ...``;
-130 interrupted (Ctrl-C or SIGTERM; everything finished before is stored, rerun to resume).
+130 interrupted (Ctrl-C or SIGTERM; everything finished before is stored, rerun to resume; the
+workers are killed at once, whatever their jobs' length, and a second Ctrl-C is ignored while they
+are). A sweep of more than :data:`~adamlab.lab.spec.JOB_LIMIT` jobs is refused unless ``--yes``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .errors import LabError
-from .spec import short_value
+from .spec import JOB_LIMIT, hyperparameter_labels, short_value
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,7 +44,12 @@ def _lab_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return wrapped
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM during ``run``: a KeyboardInterrupt, and every later one ignored, so that a
+    second, impatient Ctrl-C cannot cut the cleanup (workers killed, store closed) or the exit short
+    with a traceback."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -54,22 +62,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # SIGINT may arrive ignored (a shell starts background jobs that way): `run` promises to stop
         # cleanly on it, so it is handled here; a polite SIGTERM stops the same way.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGINT, _interrupt_once)
+        signal.signal(signal.SIGTERM, _interrupt_once)
     except ValueError:  # not the main thread: leave the handlers alone
         previous = {}
+    interrupted = False
     try:
         summary = run_sweep(
-            args.spec, args.db, workers=args.workers, executor=args.executor, address=args.address, progress=args.progress
+            args.spec,
+            args.db,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+            progress=args.progress,
+            max_jobs=None if args.yes else JOB_LIMIT,
         )
     except KeyboardInterrupt:
+        interrupted = True
         print("interrupted: finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
     except WorkerLost as err:
         print(f"error: {err}; finished jobs are stored; run the same command again to run the rest", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        for sig, handler in previous.items():
+        # (after an interrupt the command ends as it is, ignoring further ones until the process exits)
+        for sig, handler in previous.items() if not interrupted else ():
             signal.signal(sig, handler)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
@@ -92,14 +109,13 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     skip = {"steps_run", "diverged", "x", "y"}
     header = ("id", "problem", "optimizer", "hyperparameters", "seed", "status", "seconds", "final metrics")
     rows = []
-    for run in runs:
+    for run, hp in zip(runs, hyperparameter_labels(runs)):
         metrics = run["final_metrics"] or {}
         shown = ", ".join(f"{k}={short_value(v)}" for k, v in sorted(metrics.items()) if k not in skip and v is not None)
         if metrics.get("diverged"):
             shown = "diverged; " + shown
         if run["status"] == "failed" and run["error"]:
             shown = (run["error"].strip().splitlines() or [""])[-1]
-        hp = " ".join(f"{k}={short_value(v)}" for k, v in (run["hyperparameters"] or {}).items())
         rows.append(
             (
                 run["id"][:8],
@@ -121,13 +137,14 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 @_lab_errors
 def cmd_study(args: argparse.Namespace) -> int:
     """``study``: run (or reuse) a study's sweep, then write its report."""
-    from .report import write_report
+    from .report import make_folder, write_report
     from .studies import get_study
 
     study = get_study(args.name)
     db = args.db or f"{study.name}{'-quick' if args.quick else ''}.sqlite"
     out = args.out or f"report-{study.name}{'-quick' if args.quick else ''}"
     data = _data_options(args)
+    make_folder(out, "report folder")  # before the sweep runs
     args.spec, args.db = study.spec(args.quick, data), db
     status = cmd_run(args)
     if status != EXIT_OK:
@@ -140,7 +157,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 @_lab_errors
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``: write the report of every study whose runs are in the store (reads only the store)."""
-    from .report import write_report
+    from .report import make_folder, write_report
     from .store import Store
     from .studies import studies
 
@@ -149,6 +166,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         present = [(s, quick) for s in studies().values() for quick in (False, True) if _has_runs(store, s, quick, data)]
     if not present:
         raise LabError(f"{args.db}: holds no runs of any study ({', '.join(sorted(studies()))})")
+    make_folder(args.out, "report folder")
     for study, quick in present:
         out = args.out if len(present) == 1 else os.path.join(args.out, study.name + ("-quick" if quick else ""))
         result = write_report(study, args.db, out, quick=quick, data=data)
@@ -203,6 +221,7 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
         "--executor", choices=("local", "ray"), default="local", help="where jobs run (default: a local process pool)"
     )
     parser.add_argument("--address", default=None, help="Ray cluster address for --executor ray (default: start a local one)")
+    parser.add_argument("--yes", action="store_true", help=f"run a sweep of more than {JOB_LIMIT:,} jobs (refused without it)")
     parser.add_argument(
         "--progress",
         choices=("auto", "rich", "plain", "none"),

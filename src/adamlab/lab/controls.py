@@ -123,6 +123,33 @@ def check(controls: dict[str, Any], optimizer_hp: dict[str, Any], where: str) ->
         raise LabError(f"{where}: diagnostics must be a list of names among {', '.join(DIAGNOSTICS)}; got {diagnostics!r}")
 
 
+_DIAGNOSTIC_STATE = {
+    "amsgrad-swaps": ("max_exp_avg_sq", "AMSGrad's running max"),
+    "swats-switches": ("switch_step", "SWATS's switch"),
+}
+
+
+def check_diagnostics(controls: dict[str, Any], optimizer: str, kwargs: dict[str, Any], where: str) -> None:
+    """Raise LabError where a diagnostic reads a state the optimizer does not keep (``amsgrad-swaps``
+    without AMSGrad's max, ``swats-switches`` on another optimizer than SWATS): it would report
+    nothing, or zeros, as if measured. Builds the optimizer over one dummy tensor to see its state."""
+    needed = [d for d in controls.get("diagnostics", []) if d in _DIAGNOSTIC_STATE]
+    if not needed:
+        return
+    import torch
+
+    import adamlab
+
+    p = torch.zeros(1, requires_grad=True)
+    opt = adamlab.create(optimizer, [p], **kwargs)
+    init_state = getattr(opt, "_init_state", None)
+    keys = set(init_state(p, opt.param_groups[0])) if callable(init_state) else set()
+    for name in needed:
+        key, what = _DIAGNOSTIC_STATE[name]
+        if key not in keys:
+            raise LabError(f"{where}: diagnostic {name!r} reads {what} (state {key!r}), which {optimizer!r} does not keep here")
+
+
 def resolve(optimizer_hp: dict[str, Any], controls: dict[str, Any], steps: int) -> dict[str, Any]:
     """The optimizer's keyword arguments once the controls that set hyperparameters are applied."""
     hp = dict(optimizer_hp)

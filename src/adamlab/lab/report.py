@@ -80,6 +80,19 @@ def final_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return ["optimizer", "hyperparameters", "seeds", *names], rows
 
 
+def make_folder(path: str, what: str) -> None:
+    """Create the folder ``path`` (and its parents) if missing; LabError, one line, if it cannot be
+    one (a file is there, a parent is a file, no permission...)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise LabError(f"{what} {path!r} is a file; give a folder (it is created if missing)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise LabError(f"cannot create the {what} {path!r}: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK):
+        raise LabError(f"{what} {path!r} is not writable")
+
+
 def write_report(
     study: Study,
     db: str | os.PathLike[str],
@@ -95,7 +108,7 @@ def write_report(
 
     matplotlib.use("Agg")
     out = os.fspath(out_dir)
-    os.makedirs(out, exist_ok=True)
+    make_folder(out, "report folder")
     with Store.open(db, create=False) as store:
         runs = study_runs(store, study, quick, data)
         if not runs:

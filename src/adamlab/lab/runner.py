@@ -6,7 +6,9 @@ opens the store, skips the jobs already finished there, and hands the rest to an
 - ``inline`` (``workers=0``): one after another in this process (debugging, tests);
 - ``local`` (the default): a process pool of ``workers`` processes (forkserver where the platform
   has it, else spawn), each with ``torch.set_num_threads(1)``; workers ignore SIGINT so Ctrl-C
-  reaches only this process, which then kills the workers and stops;
+  reaches only this process, which then kills the workers (and the fork server) and stops within
+  seconds whatever the jobs' length; workers exit by themselves when this process dies (SIGKILL,
+  the OOM killer: :func:`_exit_with`), so nothing is left running;
 - ``ray``: tasks on a Ray cluster (``address`` of a running one, or a local one started for the
   sweep); ``ray`` is imported only then.
 
@@ -221,15 +223,61 @@ class InlineExecutor(Executor):
 
 _worker_queue: Any = None
 
+ORPHAN_POLL = 0.5  # seconds between a worker's checks that the sweep's main process is alive
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies (Linux)
 
-def _worker_init(q: Any) -> None:
-    """Each pool worker: ignore SIGINT (the parent handles Ctrl-C), one torch thread, the progress queue."""
+
+def _worker_init(q: Any, main_pid: int) -> None:
+    """Each pool worker: ignore SIGINT (the parent handles Ctrl-C), one torch thread, the progress
+    queue, and an exit of its own when the sweep's main process dies (:func:`_exit_with`)."""
     global _worker_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(main_pid)
     import torch
 
     torch.set_num_threads(1)
     _worker_queue = q
+
+
+def _exit_with(main_pid: int) -> None:
+    """Make this worker exit when the process ``main_pid`` is gone, so that killing the sweep's main
+    process (SIGKILL, the OOM killer) leaves no worker running a job nobody will store.
+
+    On Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` kills the worker the moment its parent dies (the
+    main process under spawn, the fork server under forkserver, which exits when the main process
+    does); everywhere, a daemon thread checks every :data:`ORPHAN_POLL` seconds that the main
+    process is still alive (a zombie counts as dead) and ends the worker with ``os._exit`` if not.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this C library: the thread below still watches
+            pass
+    import threading
+
+    def watch() -> None:
+        while _alive(main_pid):
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="adamlab-orphan-check", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (killed, not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user (the pid was reused): not ours
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (macOS): os.kill said it exists
+        return True
 
 
 def _worker_report(job_id: str, t: int, steps: int) -> None:
@@ -275,11 +323,14 @@ class LocalExecutor(Executor):
 
         ctx = _context()
         q = ctx.Queue()
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init, initargs=(q,))
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_worker_init, initargs=(q, os.getpid())
+        )
         by_id = {job.id: job for job in jobs}
-        futures = {pool.submit(_worker_execute, job.config, job.id): job for job in jobs}
         lost: list[Job] = []
         try:
+            # (submitting starts the workers, and the fork server first: seconds, which a Ctrl-C may interrupt)
+            futures = {pool.submit(_worker_execute, job.config, job.id): job for job in jobs}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
@@ -317,22 +368,42 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _kill(pool: Any) -> None:
-        """Stop the workers now (running jobs are abandoned, queued ones cancelled)."""
-        pool.shutdown(wait=False, cancel_futures=True)  # queued jobs are cancelled by the pool's own thread
-        kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
-        if callable(kill):
-            kill()
-            return
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        """Stop the workers now (running jobs are abandoned, queued ones cancelled).
+
+        The worker processes are taken from the pool before ``shutdown``, which forgets them, and
+        killed first: a pool shut down with its workers alive waits for their jobs to finish (at
+        interpreter exit at the latest).
+        """
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
             try:
                 process.kill()
             except (OSError, ValueError, AttributeError):
                 pass
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        pool.shutdown(wait=False, cancel_futures=True)  # queued jobs are cancelled by the pool's own thread
+        for process in processes:
             try:
                 process.join(timeout=5)
             except (OSError, ValueError, AttributeError, AssertionError):
                 pass
+        _stop_fork_server()
+
+
+def _stop_fork_server() -> None:
+    """Kill the fork server (the next pool starts a new one): it would exit with this process anyway,
+    but only after seconds of tearing down its Python, which imported torch."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    stop = getattr(server, "_stop", None)
+    if pid is None or not callable(stop):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    stop()  # reaps it and removes its socket
 
 
 def _ray_execute(config: dict[str, Any], job_id: str) -> dict[str, Any]:
@@ -413,6 +484,25 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
 
+RAY_CONNECT_TIMEOUT = 5.0  # seconds to open a TCP connection to a Ray address before giving up
+
+
+def _check_reachable(address: str) -> None:
+    """LabError unless a TCP connection to a ``host:port`` (or ``ray://host:port``) Ray address opens
+    within :data:`RAY_CONNECT_TIMEOUT` seconds: Ray itself retries an unreachable address for minutes.
+    Other addresses (``"auto"``) are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise LabError(
+            f"cannot reach the Ray cluster at {address!r} ({reason}); start one with 'ray start --head' or check --address"
+        ) from None
+
+
 def make_executor(kind: str, workers: int | None, address: str | None, jobs: int) -> Executor:
     """The executor for ``--executor`` ``kind`` (``local`` with ``workers=0`` runs inline)."""
     if kind == "ray":
@@ -422,6 +512,8 @@ def make_executor(kind: str, workers: int | None, address: str | None, jobs: int
             raise LabError("--executor ray needs Ray: pip install 'ray>=2.9' (or use the default local executor)")
         if workers is not None and workers < 1:
             raise LabError(f"--workers must be >= 1 with --executor ray, got {workers}")
+        if address:
+            _check_reachable(address)
         return RayExecutor(address, workers)
     if address:
         raise LabError("--address is for --executor ray")
@@ -481,6 +573,7 @@ def run_sweep(
     address: str | None = None,
     progress: str | Progress = "auto",
     out: TextIO | None = None,
+    max_jobs: int | None = None,
 ) -> Summary:
     """Run every job of ``sweep`` not already finished in the store ``db``; return a :class:`Summary`.
 
@@ -489,6 +582,9 @@ def run_sweep(
     this process). ``progress``: ``"auto"``, ``"rich"``, ``"plain"``, ``"none"`` or a
     :class:`~adamlab.lab.progress.Progress`. KeyboardInterrupt stops the workers, keeps every
     stored job, and propagates; :class:`WorkerLost` likewise after storing what finished.
+
+    ``max_jobs``: refuse (LabError) a sweep of more jobs (:meth:`Sweep.job_count`), counted before
+    anything is expanded; ``adamlab run`` passes :data:`~adamlab.lab.spec.JOB_LIMIT` unless ``--yes``.
 
     The store records the job ids of each sweep it expanded (:meth:`Sweep.cache_key`), so a rerun
     whose jobs are all finished returns without expanding the sweep (and without importing torch).
@@ -507,6 +603,13 @@ def run_sweep(
             if known is not None and set(known) <= store.finished_ids():
                 # finished before: nothing to expand or run, and no torch to import
                 return _all_finished(len(known), db, display, t0)
+    if max_jobs is not None:
+        count = sweep.job_count()
+        if count > max_jobs:
+            raise LabError(
+                f"{sweep.source}: the sweep has {count:,} jobs, more than {max_jobs:,}; "
+                "narrow the grid, or pass --yes to run them all"
+            )
     jobs = sweep.jobs()
     make_executor(executor, workers, address, len(jobs))  # bad executor settings fail before the store is touched
     store = Store.open(db, create=True)

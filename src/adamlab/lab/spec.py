@@ -60,6 +60,9 @@ from typing import Any
 from .errors import LabError
 
 FORMAT = 1  # the job-config format; part of every job id
+JOB_LIMIT = 1000
+"""The most jobs ``adamlab run`` expands without ``--yes``: a grid above it is most likely a mistake
+(a 1000 x 1000 grid takes minutes and gigabytes just to expand; the studies' sweeps have at most 252)."""
 
 SWEEP_KEYS = (
     "problems",
@@ -115,13 +118,46 @@ class Job:
         return f"{self.problem} {self.optimizer}{' ' + hp if hp else ''} seed={self.seed}"
 
 
-def short_value(v: Any) -> str:
-    """A hyperparameter or metric value for a one-line label: floats to 4 significant digits, lists as (a,b)."""
+def short_value(v: Any, exact: bool = False) -> str:
+    """A hyperparameter or metric value for a one-line label: floats to 4 significant digits, lists
+    as (a,b). With ``exact``, every digit (the shortest text that reads back as the same float) and
+    strings quoted, so that different values never read the same."""
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return repr(v) if exact else f"{v:.4g}"
     if isinstance(v, list):
-        return "(" + ",".join(short_value(x) for x in v) + ")"
-    return str(v)
+        return "(" + ",".join(short_value(x, exact) for x in v) + ")"
+    return repr(v) if exact and isinstance(v, str) else str(v)
+
+
+def hyperparameter_labels(runs: list[dict[str, Any]]) -> list[str]:
+    """One label per run (``lr=0.001 betas=(0.9,0.999)``), never the same for two runs of one problem,
+    optimizer and seed with different configs: where the short labels of such runs agree, their
+    values are written exactly (``lr=0.001`` and ``lr=0.0010001``; ``1`` and ``1.0``; ``0.5`` and
+    ``'0.5'``), and where those agree too, the config entries that differ are added (``steps=200``).
+    Each run is a dict with ``id``, ``problem``, ``optimizer``, ``seed``, ``hyperparameters`` and
+    ``config``."""
+
+    def label(run: dict[str, Any], exact: bool) -> str:
+        return " ".join(f"{k}={short_value(v, exact)}" for k, v in (run["hyperparameters"] or {}).items())
+
+    def clashes() -> list[list[int]]:
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, run in enumerate(runs):
+            groups.setdefault((run["problem"], run["optimizer"], run["seed"], labels[i]), []).append(i)
+        return [members for members in groups.values() if len({runs[i]["id"] for i in members}) > 1]
+
+    labels = [label(run, False) for run in runs]
+    for members in clashes():
+        for i in members:
+            labels[i] = label(runs[i], True)
+    for members in clashes():
+        configs = [runs[i].get("config") or {} for i in members]
+        keys = {k for c in configs for k in c} - {"hyperparameters"}
+        differing = sorted(k for k in keys if any(c.get(k) != configs[0].get(k) for c in configs))
+        for i, config in zip(members, configs):
+            extra = " ".join(f"{k}={canonical_json(config.get(k))}" for k in differing) or f"(run {runs[i]['id'][:8]})"
+            labels[i] = f"{labels[i]} {extra}".strip()
+    return labels
 
 
 def canonical_json(obj: Any) -> str:
@@ -130,6 +166,18 @@ def canonical_json(obj: Any) -> str:
 
 def job_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def _native(value: Any) -> Any:
+    """NumPy and torch values (scalars, arrays, tensors) as Python numbers and lists, in lists, tuples
+    and dicts too: grid values given from Python as ``np.float32(1e-3)`` or ``np.logspace(...)``."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_native(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    if type(value).__module__.split(".")[0] in ("numpy", "torch") and callable(getattr(value, "tolist", None)):
+        return value.tolist()
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -174,6 +222,14 @@ def expand_values(key: str, spec: Any, where: str) -> list[Any]:
     return [spec]
 
 
+def _choice_count(key: str, spec: Any, where: str) -> int:
+    """``len(expand_values(key, spec, where))``, without expanding a range."""
+    if isinstance(spec, dict) and _positive_int(spec.get("num")):
+        expand_values(key, {**spec, "num": 1}, where)  # (the range's checks)
+        return spec["num"]
+    return len(expand_values(key, spec, where))
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -204,6 +260,10 @@ class Sweep:
     description: str = ""
     source: str = "sweep"
     base_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("seeds", "steps", "eval_every", "log_every", "grid", "optimizer", "problem"):
+            setattr(self, key, _native(getattr(self, key)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "sweep", base_dir: str | None = None) -> Sweep:
@@ -308,6 +368,20 @@ class Sweep:
             grid[k] = expand_values(k, v, f"{where}.optimizer.{name}")
         return grid
 
+    def job_count(self) -> int:
+        """How many jobs :meth:`jobs` gives at most (before equal configs merge), counted without
+        expanding the grid: to refuse a sweep too large to expand (:data:`JOB_LIMIT`) in a moment."""
+        self._check_shape()
+        per_problem = 0
+        for name in self.optimizers:
+            tables = {k: (f"{self.source}: sweep.grid", v) for k, v in self.grid.items()}
+            tables.update({k: (f"{self.source}: sweep.optimizer.{name}", v) for k, v in self.optimizer.get(name, {}).items()})
+            combos = 1
+            for key, (where, spec) in tables.items():
+                combos *= _choice_count(key, spec, where)
+            per_problem += combos
+        return len(self.problems) * per_problem * len(self.seeds)
+
     def jobs(self) -> list[Job]:
         """Every job of the sweep, in order problem, optimizer, hyperparameters, seed; LabError on any bad entry."""
         import adamlab
@@ -391,10 +465,12 @@ class Sweep:
             raise LabError(f"{where}: schedule 'partial-decay' needs an optimizer with a 'partial' exponent (padam)")
         if run_controls.get("beta3_rescale") and "beta3" not in optimizer_hp and not _accepts(name, "beta3", 0.9):
             raise LabError(f"{where}: beta3_rescale needs an optimizer with a 'beta3' (madam)")
+        kwargs = optimizer_kwargs(controls.resolve(optimizer_hp, run_controls, steps))
         try:
-            check(name, **optimizer_kwargs(controls.resolve(optimizer_hp, run_controls, steps)))
+            check(name, **kwargs)
         except (ValueError, TypeError) as err:
             raise LabError(f"{where}: {err}") from None
+        controls.check_diagnostics(run_controls, name, kwargs, where)
         checked.add(key)
 
 

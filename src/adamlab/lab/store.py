@@ -152,7 +152,10 @@ class Store:
     def open(cls, path: str | os.PathLike[str], create: bool = True) -> Store:
         """Open the store at ``path`` for writing, creating it when ``create`` and it does not exist.
 
-        ``create=False`` opens an existing store read-only (for reports and ``show``).
+        ``create=False`` opens an existing store read-only (for reports and ``show``): with
+        ``PRAGMA query_only`` where the file is writable, so that closing the last connection removes
+        the ``-wal`` and ``-shm`` files as a writer's does (a ``mode=ro`` connection cannot, and
+        leaves them next to the store), with ``mode=ro`` where it is not.
         """
         path = Path(path)
         if path.is_dir():
@@ -162,7 +165,11 @@ class Store:
             if not exists:
                 raise LabError(f"no result store at {str(path)!r}; run a sweep into it first (adamlab run SPEC.toml --db {path})")
             cls._inspect(path)
-            conn = cls._connect(f"{path.resolve().as_uri()}?mode=ro", path, uri=True)
+            if os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK):
+                conn = cls._connect(str(path), path)
+                conn.execute("PRAGMA query_only=ON")
+            else:
+                conn = cls._connect(f"{path.resolve().as_uri()}?mode=ro", path, uri=True)
             return cls(path, conn, writable=False)
         if exists:
             cls._inspect(path)

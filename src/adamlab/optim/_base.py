@@ -8,6 +8,9 @@ nothing else.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -22,6 +25,14 @@ from ._state import StateDict
 
 ENGINES = ("auto", "reference", "packed")
 
+ALGORITHM_KEY = "adamlab_algorithm"
+"""The key of an adamlab state_dict that names the algorithm that saved it."""
+
+IMPLEMENTATION_OPTIONS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+"""torch.optim's options that choose how an update is computed, not what it computes. torch.optim's
+checkpoints carry them in every param group; adamlab's engine is its own choice, so a group may carry
+them and they are not read."""
+
 
 def scalar_dtype() -> torch.dtype:
     """The dtype torch.optim uses for ``state["step"]``: float64 under a float64 default dtype, else float32."""
@@ -31,6 +42,29 @@ def scalar_dtype() -> torch.dtype:
 def step_counter() -> torch.Tensor:
     """A fresh ``state["step"]``, laid out as torch.optim lays it out (0-d, CPU, :func:`scalar_dtype`)."""
     return torch.tensor(0.0, dtype=scalar_dtype())
+
+
+@functools.cache
+def other_hyperparameters() -> frozenset[str]:
+    """Every hyperparameter name of an optimizer adamlab knows (its own algorithms' and torch.optim's
+    built-in ones'), less torch's :data:`IMPLEMENTATION_OPTIONS`.
+
+    A param group key in this set that an optimizer does not have belongs to another optimizer: a
+    warning when a group given to the optimizer carries one (it is not read), a refusal when a loaded
+    state_dict's group does (it was saved by another optimizer). Other keys (``initial_lr`` written
+    by torch's LR schedulers, a user's ``name``...) are kept as torch.optim keeps them.
+    """
+    names: set[str] = set()
+    pending = [RuleOptimizer]
+    while pending:
+        cls = pending.pop()
+        names.update(cls._checks)
+        pending.extend(cls.__subclasses__())
+    for cls_name in torch.optim.__all__:
+        cls = getattr(torch.optim, cls_name)
+        if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer:
+            names.update(n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "params"))
+    return frozenset(names - IMPLEMENTATION_OPTIONS)
 
 
 def hyperparameters(local_vars: dict[str, Any]) -> dict[str, Any]:
@@ -110,10 +144,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     takes the sums (with weight decay, SWATS updates them in a second pass: see its docstring)."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
-        self.check_hyperparameters({**defaults, "engine": engine})
+        normalized = self.check_hyperparameters({**defaults, "engine": engine})
         self.engine = engine
         self._packs: dict[int, Any] = {}
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, **normalized})
         self.state = StateDict(self.state)
         self._state_version = self.state.version
 
@@ -125,29 +159,54 @@ class RuleOptimizer(torch.optim.Optimizer):
         return tuple(self._checks)
 
     @classmethod
-    def check_hyperparameters(cls, values: dict[str, Any]) -> None:
-        """Raise the ValueError the constructor would raise for these keyword values (``engine`` too)."""
+    def check_hyperparameters(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Raise the ValueError the constructor would raise for these keyword values (``engine`` too);
+        else the checked ones, normalized as the constructor stores them."""
         name = cls.__name__
         engine = values.get("engine", "auto")
         if engine not in ENGINES:
             raise ValueError(f"{name}: invalid engine={engine!r}: expected one of {', '.join(map(repr, ENGINES))}")
-        cls._validate(values, "")
+        return cls._validate(values, "")
 
     @classmethod
-    def _validate(cls, values: dict[str, Any], where: str) -> None:
+    def _validate(cls, values: dict[str, Any], where: str) -> dict[str, Any]:
+        """The checked hyperparameters among ``values``, normalized (:mod:`adamlab.optim._checks`)."""
+        out = {}
         for key, value in values.items():
             check = cls._checks.get(key)
             if check is None:
                 continue
             try:
-                check(key, value)
+                out[key] = check(key, value)
             except ValueError as err:
                 raise ValueError(f"{cls.__name__}{where}: {err}") from None
+        return out
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch.optim's ``add_param_group``, after checking the group: its hyperparameters are
+        validated and stored normalized (a ``ValueError`` names a bad one), params that are not
+        floating point (or complex) are refused, and a hyperparameter of another optimizer that this
+        one does not read (Hugging Face's Trainer gives every group a ``weight_decay``) is kept but
+        warned about, once per message."""
         if isinstance(param_group, dict):
-            self._validate(param_group, " (param group)")
+            param_group = {**param_group, **self._validate(param_group, " (param group)")}
+            unused = sorted(k for k in param_group if k not in self._checks and k in other_hyperparameters())
+            if unused:
+                warnings.warn(
+                    f"{type(self).__name__}: a param group carries {', '.join(unused)}, which {type(self).__name__} "
+                    f"does not use (its hyperparameters: {', '.join(self._checks)}); the value is ignored",
+                    UserWarning,
+                    stacklevel=3,
+                )
         super().add_param_group(param_group)
+        not_floating = [p for p in self.param_groups[-1]["params"] if not (p.is_floating_point() or p.is_complex())]
+        if not_floating:
+            self.param_groups.pop()
+            p = not_floating[0]
+            raise ValueError(
+                f"{type(self).__name__}: can only optimize floating-point (or complex) params, got a {p.dtype} "
+                f"param of shape {tuple(p.shape)}"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         # torch's keeps defaults, state and param_groups; the engine choice travels too (pickle,
@@ -233,44 +292,67 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     # -- checkpoints -----------------------------------------------------------------------------
 
+    @classmethod
+    def _algorithm(cls) -> str:
+        """The name of the class that defines the update rule (AdamW's is Adam's): what a state_dict records."""
+        return next(c.__name__ for c in cls.__mro__ if "_rule" in c.__dict__)
+
     def state_dict(self) -> dict[str, Any]:
-        """torch.optim's ``state_dict``, each param's state a plain ``dict`` (as torch.optim's)."""
+        """torch.optim's state_dict, plus ``"adamlab_algorithm"``: the algorithm that saved it
+        (:meth:`_algorithm`), so that loading it into another algorithm is refused even where the
+        hyperparameter names and state keys agree (RAdam's and Adam's). torch.optim reads only
+        ``"state"`` and ``"param_groups"``, so the state_dict still loads into torch's class. Each
+        param's state is a plain ``dict``, as torch.optim's."""
         out = super().state_dict()
         out["state"] = {k: dict(v) if isinstance(v, dict) else v for k, v in out["state"].items()}
-        return out
+        return {**out, ALGORITHM_KEY: self._algorithm()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict saved by this class or by torch.optim's class of the same algorithm.
 
-        The state_dict is checked first (param group count and sizes, every hyperparameter the
-        algorithm needs, state keys and shapes per parameter); on any mismatch a ``ValueError`` says
-        what differs and the optimizer is left unchanged. Scalar state (``step``...) is copied, so
-        stepping after a load never writes into the loaded dict.
+        The state_dict is checked first: the algorithm that saved it (when adamlab saved it), the
+        param group count and sizes, each group's hyperparameters (none of another optimizer, every
+        numeric one this algorithm needs; each validated as at construction, see
+        :func:`other_hyperparameters` for the keys a group may carry), the state keys and shapes per
+        parameter. On any mismatch a ``ValueError`` says what differs and the optimizer is left
+        unchanged. Hyperparameters are stored normalized; scalar state (``step``...) is copied, so
+        stepping after a load never writes into the loaded dict, and an old-style Python number
+        ``step`` (torch.optim before 1.12) is read as torch.optim reads it.
         """
-        self._check_loadable(state_dict)
+        loaded = self._check_loadable(state_dict)
         super().load_state_dict(state_dict)  # (its __setstate__ drops the packs: re-packed on the next step)
         # torch.optim keeps loaded ``step`` tensors by reference and casts other scalars (NAdam's
         # ``mu_product``) to the param's dtype; own copies in the dtype a fresh state has instead, so a
         # resumed run continues bit for bit.
-        for group in self.param_groups:
+        for group, values in zip(self.param_groups, loaded):
+            group.update(values)
             for p in group["params"]:
                 state = self.state.get(p)
                 if not state:
                     continue
                 for key, fresh in self._init_state(torch.empty_like(p, device="meta"), group).items():
                     if fresh.device.type != "meta":
-                        state[key] = state[key].to(fresh.dtype, copy=True)
+                        state[key] = torch.as_tensor(state[key]).to(fresh.dtype, copy=True)
 
-    def _check_loadable(self, state_dict: dict[str, Any]) -> None:
+    def _check_loadable(self, state_dict: dict[str, Any]) -> list[dict[str, Any]]:
+        """Raise the ValueError for a state_dict this optimizer cannot load; else each group's
+        hyperparameters, validated and normalized."""
         name = type(self).__name__
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
             raise ValueError(f"{name}.load_state_dict: not an optimizer state_dict (expected the keys 'state' and 'param_groups')")
+        saved_by = state_dict.get(ALGORITHM_KEY, self._algorithm())
+        if saved_by != self._algorithm():
+            raise ValueError(
+                f"{name}.load_state_dict: the state_dict was saved by adamlab's {saved_by}, a different algorithm "
+                f"(this is {self._algorithm()})"
+            )
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state_dict has {len(saved_groups)} param groups, this optimizer has {len(self.param_groups)}"
             )
         params: dict[Any, tuple[torch.Tensor, dict[str, Any]]] = {}
+        loaded: list[dict[str, Any]] = []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
@@ -284,8 +366,15 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"{name}.load_state_dict: param group {i} lacks the hyperparameters {missing}; "
                     f"the state_dict was saved by a different optimizer (this is {name})"
                 )
+            foreign = sorted(k for k in saved if k not in self._checks and k in other_hyperparameters())
+            if foreign:
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {i} carries the hyperparameters {foreign}, which {name} "
+                    f"does not have; the state_dict was saved by a different optimizer"
+                )
             merged = {**self.defaults, **saved}
-            self._validate(merged, f".load_state_dict (param group {i})")
+            merged.update(self._validate(merged, f".load_state_dict (param group {i})"))
+            loaded.append({k: merged[k] for k in self._checks if k in merged})
             for pid, p in zip(saved["params"], group["params"]):
                 params[pid] = (p, merged)
         for pid, saved_state in state_dict["state"].items():
@@ -300,12 +389,15 @@ class RuleOptimizer(torch.optim.Optimizer):
                 )
             for key, want in expected.items():
                 got = saved_state[key]
+                if want.dim() == 0 and _checks.is_real(got):  # an old-style number ``step``
+                    continue
                 if not isinstance(got, torch.Tensor) or got.shape != want.shape:
                     shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
                     raise ValueError(
                         f"{name}.load_state_dict: state {key!r} of param {pid} has shape {shape}, expected "
                         f"{tuple(want.shape)} for a param of shape {tuple(p.shape)}: the parameter layout differs"
                     )
+        return loaded
 
 
 ADAM_CHECKS: dict[str, _checks.Check] = {

@@ -88,7 +88,8 @@ class NDAdam(RuleOptimizer):
     """
 
     _checks = _ND_CHECKS
-    _reduction = staticmethod(lambda p: "rows" if p.dim() >= 2 else None)
+    # (a tensor with no rows, shape (0, ...), has nothing to normalize: the plain, empty, Adam step)
+    _reduction = staticmethod(lambda p: "rows" if p.dim() >= 2 and p.shape[0] > 0 else None)
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class NDAdam(RuleOptimizer):
             raise ValueError(f"NDAdam does not support complex parameters (got a {p.dtype} parameter of shape {tuple(p.shape)})")
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
-        if p.dim() < 2:
+        if self._reduction(p) is None:
             return fresh_state(p, "exp_avg", "exp_avg_sq")
         state = fresh_state(p, "exp_avg")
         state["exp_avg_sq"] = torch.zeros((p.shape[0], 1), dtype=p.dtype, device=p.device)

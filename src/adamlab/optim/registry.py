@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from . import SWATS, AdaBelief, AdaBound, Adam, AdamAL, Adamax, AdamW, MAdam, NAdam, NDAdam, Padam, RAdam
+from . import _checks
 from ._base import RuleOptimizer
 
 
@@ -84,16 +85,34 @@ def _entry_for(name: str, hyperparameters: dict[str, Any]) -> Entry:
     return e
 
 
+def _check_baseline_types(e: Entry, hyperparameters: dict[str, Any]) -> None:
+    """For torch's baselines, adamlab's rule for the types of hyperparameters (:mod:`._checks`): a
+    keyword whose default is a number takes a real number, one whose default is a bool takes a bool,
+    with a ValueError naming it (torch.optim compares first, and its TypeError names no parameter)."""
+    params = inspect.signature(e.cls.__init__).parameters
+    for key, value in hyperparameters.items():
+        default = params[key].default if key in params else None
+        try:
+            if isinstance(default, bool):
+                _checks.flag(key, value)
+            elif isinstance(default, (int, float)):
+                _checks.REAL(key, value)
+        except ValueError as err:
+            raise ValueError(f"{e.cls.__name__}: {err}") from None
+
+
 def check(name: str, **hyperparameters: Any) -> None:
     """Raise the ``ValueError`` that :func:`create` would raise for these arguments, building nothing.
 
     For adamlab's optimizers the values go through the class's checks (fast: no optimizer, no
-    torch.optim machinery); torch's baselines are built over a dummy param, their only validation.
+    torch.optim machinery); torch's baselines are built over a dummy param, their only validation
+    besides the type of each value.
     """
     e = _entry_for(name, hyperparameters)
     if issubclass(e.cls, RuleOptimizer):
         e.cls.check_hyperparameters(hyperparameters)
     else:
+        _check_baseline_types(e, hyperparameters)
         e.cls([torch.zeros(1, requires_grad=True)], **e.fixed, **hyperparameters)
 
 
@@ -104,4 +123,6 @@ def create(name: str, params: Iterable[Any], **hyperparameters: Any) -> torch.op
     unknown or fixed keywords raise ``ValueError`` before anything is built.
     """
     e = _entry_for(name, hyperparameters)
+    if not issubclass(e.cls, RuleOptimizer):
+        _check_baseline_types(e, hyperparameters)
     return e.cls(params, **e.fixed, **hyperparameters)
