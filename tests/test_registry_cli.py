@@ -99,6 +99,17 @@ def test_bench_smoke_prints_ratios_to_fused_adam(capsys, monkeypatch):
     assert all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows.values())
 
 
+def test_bench_memory_measures_each_optimizer_in_its_own_process(capsys):
+    from adamlab import bench
+
+    peaks = bench.memory_table(["adam"], layers=2, threads=1)
+    out = capsys.readouterr().out
+    assert "torch Adam fused" in out and "adamlab adam" in out
+    # two layers: 2M params, so fused Adam's params, grads and two moments alone take 30 MiB
+    assert set(peaks) == {"fused", "adam"} and all(peak > 30 for peak in peaks.values())
+    assert 0.5 < peaks["adam"] / peaks["fused"] < 2
+
+
 def test_bench_case_c_gives_every_tensor_the_matrix_shape(capsys, monkeypatch):
     """Case (c) is matrices (ND-Adam's rows); the header says the shape."""
     from adamlab import bench

@@ -12,7 +12,12 @@ write param) against the machine's measured in-place bandwidth (:func:`memory_ba
 Gradients stay in place between steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step;
 with ``fresh_grads`` (``adamlab bench --fresh-grads``), every step of every optimizer is preceded, untimed,
 by ``zero_grad()`` and new gradient tensors, as a training loop's ``backward()`` leaves them
-(the packed engine then copies them into its flat buffer inside the timed step).
+(the packed engine reads those of params of 65,536 elements or more where they are, and gathers
+smaller ones into its flat gradient buffer inside the timed step).
+
+``--memory LAYERS`` also measures the peak memory of an ordinary training loop (``zero_grad()``,
+``backward()``, ``step()`` on a stack of ``Linear(1000, 1000)`` layers), each optimizer in a fresh
+process, against torch's fused Adam.
 
 ``--first-step`` also times the first step (compilation included) in fresh processes: once with an
 empty inductor cache (cold) and once again with that cache filled (warm).
@@ -225,6 +230,43 @@ def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
     return times[0], times[1]
 
 
+_MEMORY = """
+import resource, torch, adamlab
+torch.set_num_threads({threads})
+torch.manual_seed(0)
+model = torch.nn.Sequential(*[torch.nn.Linear(1000, 1000) for _ in range({layers})])
+name = {name!r}
+opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True) if name == "fused" else adamlab.create(name, model.parameters(), lr=1e-3)
+x = torch.randn(64, 1000)
+for _ in range(4):
+    opt.zero_grad()
+    model(x).pow(2).mean().backward()
+    opt.step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(name: str, layers: int, threads: int) -> float:
+    """Peak resident memory (MiB, ``ru_maxrss``) of a fresh process that trains ``layers``
+    ``Linear(1000, 1000)`` layers for 4 ordinary steps (``zero_grad()``, ``backward()``, ``step()``)
+    with optimizer ``name`` (``"fused"``: torch's fused Adam)."""
+    code = _MEMORY.format(threads=threads, layers=layers, name=name)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(res.stdout.strip().splitlines()[-1]) / 1024  # (Linux reports KiB)
+
+
+def memory_table(names: list[str], layers: int, threads: int, out=print) -> dict[str, float]:
+    """Peak memory of an ordinary training loop per optimizer, each in its own process, against torch's fused Adam."""
+    out(f"\npeak memory, MiB: {layers} x Linear(1000, 1000) ({layers * 1.001:g}M params), 4 training steps, one process each")
+    out(f"{'optimizer':<20} {'peak MiB':>9} {'x fused':>8}")
+    peaks = {"fused": peak_memory("fused", layers, threads)}
+    out(f"{'torch Adam fused':<20} {peaks['fused']:>9.0f} {1.0:>8.2f}")
+    for name in names:
+        peaks[name] = peak_memory(name, layers, threads)
+        out(f"{'adamlab ' + name:<20} {peaks[name]:>9.0f} {peaks[name] / peaks['fused']:>8.2f}")
+    return peaks
+
+
 def main(
     cases: list[str],
     names: list[str] | None,
@@ -233,6 +275,7 @@ def main(
     threads: int | None,
     fresh_grads: bool = False,
     out=print,
+    memory_layers: int = 0,
 ) -> None:
     from .optim.registry import REGISTRY, available
 
@@ -248,6 +291,8 @@ def main(
     out(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs; packed engine's per-step checks in {checks}; median of {reps} steps")
     for case in cases:
         run_case(case, names, reps, bandwidth, out, fresh_grads)
+    if memory_layers:
+        memory_table([n for n in names if not REGISTRY[n].cls.__module__.startswith("torch.")], memory_layers, threads, out)
     if first_step:
         out(f"\nfirst packed step, seconds (compile included): case ({cases[0]})")
         out(f"{'optimizer':<12} {'cold cache':>10} {'warm cache':>10}")

@@ -341,6 +341,8 @@ class _Kernel:
         # the gradient (and anything dynamo reads off it) is read at every call: a direct param's
         # gradient is a new tensor at every step
         of_grad = [(i, source) for i, source in enumerate(sources) if _root(source) == code.co_varnames[1]]
+        for i, _ in of_grad:  # (holding the first step's gradient would keep it alive for good)
+            inputs[i] = None
 
         def direct(g: torch.Tensor, values: list) -> None:
             args = inputs.copy()
