@@ -26,8 +26,9 @@ entry point                        where torch lacks it                        c
 :func:`graph_break`                no split: the rule is one kernel            SWATS/ND-Adam's temporary (when compiled)
 =================================  ==========================================  =========================================
 
-torch 2.4 and 2.5 lack the custom graph pass and the cache entries' compile ids; torch 2.6 and
-later have every entry point (checked on 2.6.0, 2.13.0 and 2.14.1). ``tests/test_compat.py``
+torch 2.4.1 lacks the custom graph pass, the ``cpu_vec_isa`` module and the cache entries' guard
+managers and compile ids (and finds the C++ compiler and the cache directory in older places);
+torch 2.6.0, 2.13.0 and 2.14.1 have every entry point. ``tests/test_compat.py``
 takes each entry point away in turn and checks that the optimizers still step as the reference
 engine does.
 """
@@ -156,8 +157,7 @@ def _cpp_compiler() -> Callable[[], str] | None:
 
 def cpp_compiler() -> str | None:
     """The name of the C++ compiler inductor compiles with (``CXX``, else its default), or None."""
-    find = _cpp_compiler()
-    return None if find is None else find()
+    return _called(_cpp_compiler)
 
 
 @functools.cache
@@ -167,7 +167,12 @@ def _cache_dir() -> Callable[[], str] | None:
 
 def inductor_cache_dir() -> str | None:
     """Inductor's cache directory (``TORCHINDUCTOR_CACHE_DIR``, else its default), or None."""
-    find = _cache_dir()
+    return _called(_cache_dir)
+
+
+def _called(loader: Callable[[], Callable[[], str] | None]) -> str | None:
+    """What the function that ``loader`` found returns now (it reads the environment), or None where there is none."""
+    find = loader()
     return None if find is None else find()
 
 
