@@ -15,10 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
-from torch._C._autograd import _profiler_enabled
-from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-from . import _checks, _engine
+from . import _checks, _compat, _engine
 from ._engine import reference_step
 from ._packed import packed_step
 from ._state import StateDict
@@ -109,7 +107,7 @@ def new_pass() -> None:
     faults and 2-3x the step time for 25M params); split, the later kernel writes in place.
     """
     if torch.compiler.is_compiling() and _engine.KERNEL_PASSES:
-        torch._dynamo.graph_break()
+        _compat.graph_break()
 
 
 class RuleOptimizer(torch.optim.Optimizer):
@@ -252,13 +250,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         measured alternating with torch's fused Adam, whose step is 3 ms for 1M params in 500
         tensors): ``step.hooked`` tells torch.optim not to wrap this method itself.
         """
-        if (
-            (not torch.compiler.is_compiling() and _profiler_enabled())
-            or _global_optimizer_pre_hooks
-            or _global_optimizer_post_hooks
-            or self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-        ):
+        if _compat.step_needs_wrapper(self):
             return self._hooked_step() if closure is None else self._hooked_step(closure)  # (the hooks' args)
         return self._step(closure)
 

@@ -32,14 +32,16 @@ def _claimed_and_record() -> tuple[list[str], str] | None:
     if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"):
         return None
     import torch
-    from torch._inductor import cpu_vec_isa
-    from torch._inductor.cpp_builder import get_cpp_compiler
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
+    from . import _compat
+
+    cpu_vec_isa, compiler, cache_dir = _compat.vec_isa(), _compat.cpp_compiler(), _compat.inductor_cache_dir()
+    if cpu_vec_isa is None or compiler is None or cache_dir is None:
+        return None
     flags = cpu_vec_isa.x86_isa_checker()
     claimed = [str(isa) for isa in cpu_vec_isa.supported_vec_isa_list if all(f in flags for f in str(isa).split())]
-    key = json.dumps([torch.__version__, sys.executable, get_cpp_compiler(), sorted(flags), claimed])
-    return claimed, os.path.join(cache_dir(), f"adamlab-vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
+    key = json.dumps([torch.__version__, sys.executable, compiler, sorted(flags), claimed])
+    return claimed, os.path.join(cache_dir, f"adamlab-vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
 
 
 def _probe_concurrently(isas: list) -> None:
@@ -70,8 +72,9 @@ def _decide() -> dict[str, bool]:
         return {}
     claimed, record = found
     if not os.path.isfile(record):
-        from torch._inductor import cpu_vec_isa
+        from ._compat import vec_isa
 
+        cpu_vec_isa = vec_isa()
         if not claimed:
             return {}
         _probe_concurrently([isa for isa in cpu_vec_isa.supported_vec_isa_list if str(isa) in claimed])

@@ -561,9 +561,10 @@ _PROCESS: subprocess.Popen | None = None
 
 def _compiler() -> str | None:
     """The C++ compiler inductor compiles with (``CXX``, else its default), where it exists."""
-    from torch._inductor.cpp_builder import get_cpp_compiler
+    from ._compat import cpp_compiler
 
-    return shutil.which(get_cpp_compiler())
+    name = cpp_compiler()
+    return None if name is None else shutil.which(name)
 
 
 _OPTIMIZE = [
@@ -591,10 +592,11 @@ def _cpu() -> str:
 
 def _library_path(compiler: str) -> str:
     import torch
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    from ._compat import inductor_cache_dir
 
     key = json.dumps([_SOURCE, _OPTIMIZE, torch.__version__, sys.version, sys.executable, compiler, _cpu()])
-    return os.path.join(cache_dir(), f"adamlab-native-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so")
+    return os.path.join(inductor_cache_dir(), f"adamlab-native-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so")
 
 
 _IDLE = ["chrt", "--idle", "0"]
@@ -620,7 +622,7 @@ def _build(compiler: str, path: str) -> None:
         compiler,
         *("-x", "c++", "-", "-o", tmp),
         *_OPTIMIZE,
-        *("-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"),
+        *("-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"),
         f"-I{sysconfig.get_paths()['include']}",
         *(f"-I{p}" for p in include_paths()),
         *(f"-L{lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{lib}"),
@@ -670,7 +672,10 @@ def _load(path: str) -> None:
     import torch
 
     probes = [torch.zeros(1), torch.nn.Parameter(torch.zeros(2)), torch.zeros(3).requires_grad_()]
-    if module.setup(torch.Tensor, probes, [t._cdata for t in probes]):
+    from ._compat import tensor_impl_addresses
+
+    addresses = tensor_impl_addresses(probes)
+    if addresses is not None and module.setup(torch.Tensor, probes, addresses):
         check = module.check  # (else a torch that keeps tensors otherwise: the checks stay in Python)
 
 
@@ -716,7 +721,9 @@ def kernels() -> Any:
     """The module, for its compute kernels (``ndadam_rows``...), or None where it cannot be had
     (``ADAMLAB_NATIVE=0``, no compiler): loaded at once where this machine has it, else built now
     (about 3 s on the development VM, once per machine; a build already running is waited for)."""
-    import torch._inductor  # noqa: F401 - (its cache directory holds the module; prepare() waits for this import)
+    from ._compat import import_inductor
+
+    import_inductor()  # (its cache directory holds the module; prepare() waits for this import)
 
     wait()
     return module

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._engine import Scalars, conform_state, reference_update, scalars
-from . import _engine, _native
+from . import _compat, _engine, _native
 from ._isa import vec_isa_options
 from ._segments import Rows, segment_count, segment_length
 
@@ -140,9 +140,7 @@ def _hoist_pass() -> Any:
     the same results, and on a GPU the recomputation is cheap.)
     """
     global _HOIST_PASS
-    if _HOIST_PASS is None:
-        from torch._inductor.custom_graph_pass import CustomGraphPass
-
+    if _HOIST_PASS is None and (CustomGraphPass := _compat.custom_graph_pass()) is not None:
         aten = torch.ops.aten
 
         def is_scalar(node: torch.fx.Node) -> bool:
@@ -216,7 +214,7 @@ class _Unbindable(Exception):
 
 def _root(source: Any) -> str | None:
     """The name of the argument that dynamo's ``source`` starts from (``p`` for ``L['p'].size()[0]``)."""
-    from torch._dynamo.source import LocalSource
+    LocalSource = _compat.dynamo_sources().LocalSource
 
     while not isinstance(source, LocalSource):
         source = getattr(source, "base", None)
@@ -227,7 +225,7 @@ def _root(source: Any) -> str | None:
 
 def _resolve(source: Any, frame: dict[str, Any]) -> Any:
     """The value that dynamo's ``source`` (``L['p']``, ``L['slot_tensors'][2]``, ``L['p'].size()[0]``) names in ``frame``."""
-    from torch._dynamo.source import GetItemSource, LocalSource, TensorProperty, TensorPropertySource
+    GetItemSource, LocalSource, TensorProperty, TensorPropertySource = _compat.dynamo_sources()
 
     if isinstance(source, LocalSource):
         return frame[source.local_name]
@@ -271,17 +269,11 @@ class _Kernel:
         self.graphs: dict[Any, tuple[list[Any], Callable[..., Any]]] = {}  # compile id -> (input sources, graph)
         if compiled:
             self.options = {"post_grad_custom_post_pass": _hoist_pass(), **vec_isa_options()}
-            self.compiled = torch.compile(self.fn, dynamic=True, backend=self._compile_graph)
+            self.compiled = _compat.compile_rule(self.fn, self.options, self._keep_graph)
 
-    def _compile_graph(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
-        """The backend: inductor, as ``torch.compile(backend="inductor", options=...)`` runs it, keeping each graph."""
-        from torch._guards import CompileContext
-        from torch._inductor.compile_fx import compile_fx
-
-        sources = [getattr(n.meta.get("grapharg"), "source", None) for n in gm.graph.nodes if n.op == "placeholder"]
-        graph = compile_fx(gm, example_inputs, config_patches=self.options)
-        self.graphs[CompileContext.current_compile_id()] = (sources, graph)
-        return graph
+    def _keep_graph(self, compile_id: Any, sources: list[Any], graph: Callable[..., Any]) -> None:
+        """Keep each graph inductor compiled (see :func:`~adamlab.optim._compat.compile_rule`)."""
+        self.graphs[compile_id] = (sources, graph)
 
     def __call__(self, site: dict[Any, Any], p: torch.Tensor, g: torch.Tensor, slot_tensors: list, values: list) -> None:
         if self.compiled is None:
@@ -318,16 +310,14 @@ class _Kernel:
         code = self.fn.__code__
         frame = dict(zip(code.co_freevars, (cell.cell_contents for cell in self.fn.__closure__ or ())))
         frame.update(zip(code.co_varnames, (p, g, slot_tensors, values)))
-        for entry in torch._dynamo.eval_frame._debug_get_cache_entry_list(code):
-            if entry.guard_manager.check(frame):
-                break
-        else:
+        found, sources_known = _compat.guarded_compile_id(code, frame), _compat.dynamo_sources()
+        if found is None or sources_known is None:
             return None
-        names = entry.code.co_names
-        if entry.compile_id not in self.graphs or sum(n.startswith("__compiled_fn") for n in names) != 1 or any(n.startswith("__resume") for n in names):
+        compile_id, names = found
+        if compile_id not in self.graphs or sum(n.startswith("__compiled_fn") for n in names) != 1 or any(n.startswith("__resume") for n in names):
             return None
-        sources, graph = self.graphs[entry.compile_id]
-        from torch._dynamo.source import GetItemSource, LocalSource
+        sources, graph = self.graphs[compile_id]
+        GetItemSource, LocalSource = sources_known.GetItemSource, sources_known.LocalSource
 
         try:
             inputs = [_resolve(source, frame) for source in sources]
@@ -541,7 +531,7 @@ class Pack:
             if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
                 self.grad_views = [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(self.params, self.direct))]
                 views = [self.grad_views[i] for i in stale]
-            torch._foreach_copy_(views, [grads[i] for i in stale])  # (torch guarantees a grad has its param's shape)
+            _compat.foreach_copy_(views, [grads[i] for i in stale])  # (torch guarantees a grad has its param's shape)
             for i, view in zip(stale, views):
                 if id(grads[i]) == self.seen[i]:  # (ids, not references: holding last step's grads would keep them alive;
                     self.params[i].grad = view  # an id reused by a new tensor only adopts the view a step early)
