@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ._base import ADAM_CHECKS, RuleOptimizer, fresh_state, hyperparameters, new_pass
+from ._segments import segment_zeros
 
 _ND_CHECKS = {k: ADAM_CHECKS[k] for k in ("lr", "betas", "eps", "maximize")}
 
@@ -116,7 +117,7 @@ class NDAdam(RuleOptimizer):
         if p.dim() < 2:
             return fresh_state(p, "exp_avg", "exp_avg_sq")
         state = fresh_state(p, "exp_avg")
-        state["exp_avg_sq"] = torch.zeros((p.shape[0], 1), dtype=p.dtype, device=p.device)
+        state["exp_avg_sq"] = segment_zeros("rows", p, p.dtype)
         return state
 
     @staticmethod

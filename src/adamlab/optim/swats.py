@@ -13,13 +13,15 @@ from typing import Any
 import torch
 
 from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters, new_pass
+from ._segments import segment_zeros
 
 _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
 
 def _scalar_slot(p: torch.Tensor) -> torch.Tensor:
-    """A 0-d zero on the param's device in the param's (real) dtype, the dtype torch's load_state_dict casts to."""
-    return torch.zeros((), dtype=_REAL.get(p.dtype, p.dtype), device=p.device)
+    """A 0-d zero on the param's device (for a DTensor, replicated on its mesh) in the param's (real)
+    dtype, the dtype torch's load_state_dict casts to."""
+    return segment_zeros("tensor", p, _REAL.get(p.dtype, p.dtype))
 
 
 class SWATS(RuleOptimizer):
