@@ -125,37 +125,52 @@ class SWATS(RuleOptimizer):
 
     @staticmethod
     def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any], seg: Any) -> None:
-        g = decay(p, g, h, decoupled=False)
+        # Full-size values are computed in `wide`, float32 for float16/bfloat16 params (else their own
+        # dtype), and rounded only where they are stored; per-tensor values in float64 (the dtype 0-d
+        # ops with the float64 hyperparameters have), and per-tensor factors rounded to `wide` before
+        # they scale a full-size value. So every engine and the C++ kernel compute the same numbers
+        # up to the order of additions inside the sums, whatever the param's dtype and whether the
+        # per-tensor values are 0-d (reference engine) or (count, 1) (packed engine).
+        wide = torch.promote_types(p.dtype, torch.float32)
+        total = torch.float64 if wide != p.dtype else wide
+        g = decay(p.to(wide), g.to(wide), h, decoupled=False)
         m, a, buf, step = s["exp_avg"], s["exp_avg_sq"], s["momentum_buffer"], s["step"]
         lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]  # one value per tensor
         sgd = switch_step > 0  # switched at an earlier step
         adam = ~sgd
-        # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`).
-        # (The factors are cast to the param's dtype, as a 0-d factor is anyway; per-segment ones on the
-        # packed engine would otherwise make the update compute in float64.)
-        m.mul_(torch.where(sgd, 1.0, h.beta1).to(m.dtype)).add_(g * torch.where(sgd, 0.0, 1 - h.beta1).to(m.dtype))
-        a.mul_(torch.where(sgd, 1.0, h.beta2).to(a.dtype)).add_(g * g * torch.where(sgd, 0.0, 1 - h.beta2).to(a.dtype))
+        # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`);
+        # SGD phase: heavy-ball buffer (zero until the switch). This pass goes on with the new values
+        # as computed (compiled, inductor does so for the stored ones anyway), a second pass reads them
+        # as stored.
+        m_now = m.to(wide) * torch.where(sgd, 1.0, h.beta1).to(wide) + g * torch.where(sgd, 0.0, 1 - h.beta1).to(wide)
+        a_now = a.to(wide) * torch.where(sgd, 1.0, h.beta2).to(wide) + g * g * torch.where(sgd, 0.0, 1 - h.beta2).to(wide)
+        buf_now = torch.where(sgd, buf.to(wide) * h.beta1 + g, buf.to(wide))
+        m.copy_(m_now)
+        a.copy_(a_now)
+        buf.copy_(buf_now)
         bc2 = 1 - h.beta2**step
-        adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
-        # SGD phase: heavy-ball buffer (zero until the switch), step (1 - beta1) * Lambda * v.
-        buf.copy_(torch.where(sgd, buf * h.beta1 + g, buf))
-        sgd_step = buf * (-(1 - h.beta1) * sgd_lr)
+
+        def adam_step(m: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
+
         # Projection of the Adam step on the gradient: two per-tensor reductions.
-        pg = seg.sum(adam_step * g)
-        pp = seg.sum(adam_step * adam_step)
+        step_now = adam_step(m_now, a_now)
+        pg = seg.sum((step_now * g).to(total))
+        pp = seg.sum((step_now * step_now).to(total))
         live = adam & (pg != 0)
-        gamma = pp / -pg  # inf/nan when pg == 0: never selected
-        lam.copy_(torch.where(live, h.beta2 * lam + (1 - h.beta2) * gamma, lam))
-        rate = lam / bc2
+        gamma = (pp / -pg).double()  # inf/nan when pg == 0: never selected
+        lam.copy_(torch.where(live, h.beta2 * lam.double() + (1 - h.beta2) * gamma, lam.double()).to(wide))
+        rate = lam.double() / bc2
         switch = live & (step > 1) & ((rate - gamma).abs() < h.eps)
-        sgd_lr.copy_(torch.where(switch, rate, sgd_lr))
+        sgd_lr.copy_(torch.where(switch, rate, sgd_lr.double()).to(wide))
         switch_step.copy_(torch.where(switch, step, switch_step))
         if hasattr(h, "weight_decay"):
             # the sums above read the params (through the decayed gradient): a second pass, see the docstring
             new_pass()
-            adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
-            sgd_step = buf * (-(1 - h.beta1) * sgd_lr)  # (unchanged where the SGD step is taken)
-        p.add_(torch.where(sgd, sgd_step, adam_step))
+            buf_now = buf.to(wide)
+            step_now = adam_step(m.to(wide), a.to(wide))
+        # (1 - beta1) * Lambda * v where the tensor had switched before this step
+        p.add_(torch.where(sgd, buf_now * (-(1 - h.beta1) * sgd_lr.double()).to(wide), step_now))
 
     @staticmethod
     def _native_rule(native: Any, p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], step: float, h: dict[str, float], group: dict[str, Any]) -> None:
