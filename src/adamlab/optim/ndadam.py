@@ -82,6 +82,13 @@ class NDAdam(RuleOptimizer):
     when every loop went over all rows in turn, 4.2x when inductor wrote the new rows into a
     temporary it allocated every step). Complex parameters are not supported.
 
+    Distributed: a DTensor parameter (FSDP2, tensor parallel; see docs/distributed.md) keeps its
+    rows as the whole tensor's rows. Under ``Shard(0)`` (FSDP2, ``ColwiseParallel``) each rank holds
+    whole rows: the row sums are local and ``exp_avg_sq`` is sharded like the rows (``Shard(0)``).
+    Under ``Shard(1)`` (``RowwiseParallel``) each row's columns are split across ranks: each row sum
+    is all-reduced (three all-reduces of ``(rows, 1)`` per step) and ``exp_avg_sq`` is replicated.
+    Either way every rank computes what the unsharded run computes for its part of the rows.
+
     Args:
         params: iterable of tensors or param-group dicts.
         lr: learning rate :math:`\alpha` >= 0.

@@ -82,10 +82,25 @@ class SWATS(RuleOptimizer):
       phase read from the 0-d state tensor ``switch_step``. In the SGD phase the Adam moments are
       frozen (the algorithm's ``continue``); before the switch the momentum buffer stays zero.
 
+    - Precision: the two sums are the only values whose rounding decides a discrete event, so the
+      rule computes the same numbers on every engine. Full-size values are computed in float32 for
+      float16/bfloat16 parameters (in the parameter's dtype otherwise) and rounded only where they
+      are stored, and the new moments are used as computed (as the compiled rule uses them); the
+      sums of low-precision parameters add in float64 (from float32 products); :math:`\gamma_k`,
+      :math:`\lambda_k`'s update, the rate and the switch test are float64 (as the C++ kernel and
+      0-d float64 hyperparameters make them for float32/float64). Measured: bfloat16 parameters
+      switch at the same steps, with the same numbers, on the reference engine and the packed
+      engine's eager and compiled rule (with the sums in bfloat16, 9 of 24 test tensors switched
+      at different steps).
+    - Distributed: for a DTensor parameter (FSDP2, tensor parallel; see docs/distributed.md) the
+      dot products are over the whole (global) tensor: each rank sums its shard and the two sums
+      are all-reduced, so every rank, and the unsharded run, switch at the same step.
+
     State per parameter: ``step``; ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`),
     ``momentum_buffer`` (:math:`v`), all shaped like the parameter; and 0-d tensors on the
-    parameter's device: ``proj_lr_avg`` (:math:`\lambda_k`), ``sgd_lr`` (:math:`\Lambda`, 0 until the
-    switch) and ``switch_step`` (the step :math:`k` at which the tensor switched; 0 = still in Adam).
+    parameter's device (for a DTensor parameter: replicated on its mesh): ``proj_lr_avg``
+    (:math:`\lambda_k`), ``sgd_lr`` (:math:`\Lambda`, 0 until the switch) and ``switch_step`` (the step
+    :math:`k` at which the tensor switched; 0 = still in Adam).
     The three 0-d slots have the parameter's (real) dtype, the dtype ``load_state_dict`` casts
     non-``step`` state to, so checkpoints round-trip bit for bit; for float16/bfloat16 parameters the
     recorded ``switch_step`` is rounded to that precision (the phase, ``switch_step > 0``, is exact).
