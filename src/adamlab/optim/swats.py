@@ -84,14 +84,16 @@ class SWATS(RuleOptimizer):
 
     - Precision: the two sums are the only values whose rounding decides a discrete event, so the
       rule computes the same numbers on every engine. Full-size values are computed in float32 for
-      float16/bfloat16 parameters (in the parameter's dtype otherwise) and rounded only where they
-      are stored, and the new moments are used as computed (as the compiled rule uses them); the
-      sums of low-precision parameters add in float64 (from float32 products); :math:`\gamma_k`,
-      :math:`\lambda_k`'s update, the rate and the switch test are float64 (as the C++ kernel and
-      0-d float64 hyperparameters make them for float32/float64). Measured: bfloat16 parameters
-      switch at the same steps, with the same numbers, on the reference engine and the packed
-      engine's eager and compiled rule (with the sums in bfloat16, 9 of 24 test tensors switched
-      at different steps).
+      float16/bfloat16 parameters (in the parameter's dtype otherwise), the sums too, and rounded
+      only where they are stored; the new moments are used as computed (as the compiled rule uses
+      them); :math:`\gamma_k` (from the float32 sums), :math:`\lambda_k`'s update, the rate, the
+      switch test and the SGD step's factor are float64 (as the C++ kernel and 0-d float64
+      hyperparameters make them for float32/float64). Measured: bfloat16 parameters switch at the
+      same steps, with the same numbers, on the reference engine and the packed engine's eager and
+      compiled rule (with the sums in bfloat16, 9 of 24 test tensors switched at different steps).
+      The price, compiled: with every op in float32, inductor's loop takes 16 elements where it took
+      32 with bfloat16 ops: 1.6-2x the time per step (25M bfloat16 params on 2 loaded cores: 116-164
+      ms against 56-90 ms).
     - Distributed: for a DTensor parameter (FSDP2, tensor parallel; see docs/distributed.md) the
       dot products are over the whole (global) tensor: each rank sums its shard and the two sums
       are all-reduced, so every rank, and the unsharded run, switch at the same step.
@@ -147,7 +149,6 @@ class SWATS(RuleOptimizer):
         # up to the order of additions inside the sums, whatever the param's dtype and whether the
         # per-tensor values are 0-d (reference engine) or (count, 1) (packed engine).
         wide = torch.promote_types(p.dtype, torch.float32)
-        total = torch.float64 if wide != p.dtype else wide
         g = decay(p.to(wide), g.to(wide), h, decoupled=False)
         m, a, buf, step = s["exp_avg"], s["exp_avg_sq"], s["momentum_buffer"], s["step"]
         lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]  # one value per tensor
@@ -164,14 +165,17 @@ class SWATS(RuleOptimizer):
         a.copy_(a_now)
         buf.copy_(buf_now)
         bc2 = 1 - h.beta2**step
+        # the SGD step's factor (1 - beta1) * Lambda, taken before this step's sums may change Lambda
+        # (where a tensor switches now, it takes the Adam step): the update does not wait for the sums
+        sgd_factor = (-(1 - h.beta1) * sgd_lr.double()).to(wide)
 
         def adam_step(m: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             return m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
 
         # Projection of the Adam step on the gradient: two per-tensor reductions.
         step_now = adam_step(m_now, a_now)
-        pg = seg.sum((step_now * g).to(total))
-        pp = seg.sum((step_now * step_now).to(total))
+        pg = seg.sum(step_now * g)
+        pp = seg.sum(step_now * step_now)
         live = adam & (pg != 0)
         gamma = (pp / -pg).double()  # inf/nan when pg == 0: never selected
         lam.copy_(torch.where(live, h.beta2 * lam.double() + (1 - h.beta2) * gamma, lam.double()).to(wide))
@@ -184,8 +188,7 @@ class SWATS(RuleOptimizer):
             new_pass()
             buf_now = buf.to(wide)
             step_now = adam_step(m.to(wide), a.to(wide))
-        # (1 - beta1) * Lambda * v where the tensor had switched before this step
-        p.add_(torch.where(sgd, buf_now * (-(1 - h.beta1) * sgd_lr.double()).to(wide), step_now))
+        p.add_(torch.where(sgd, buf_now * sgd_factor, step_now))
 
     @staticmethod
     def _native_rule(native: Any, p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], step: float, h: dict[str, float], group: dict[str, Any]) -> None:
