@@ -74,7 +74,12 @@ def hyperparameters(local_vars: dict[str, Any]) -> dict[str, Any]:
 
 
 def fresh_state(p: torch.Tensor, *slots: str) -> dict[str, torch.Tensor]:
-    """``{"step": 0, slot: zeros_like(p) for each slot}``: the usual lazily-created state of one param."""
+    """``{"step": 0, slot: zeros_like(p) for each slot}``: the usual lazily-created state of one param.
+
+    For a DTensor param (FSDP2, tensor parallel) each slot is a DTensor with the param's mesh and
+    placements (``zeros_like`` keeps them), so torch.distributed.checkpoint saves and loads it
+    sharded; ``step`` stays a plain 0-d CPU tensor, as torch.optim keeps it (under FSDP2 too).
+    """
     state = {"step": step_counter()}
     for slot in slots:
         state[slot] = torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -12,6 +12,11 @@ coordinates.
 
 A rule updates ``p`` and the state tensors in place and never rebinds a state entry, so the same
 rule can later run on other layouts of the same numbers.
+
+DTensor params (FSDP2's ``fully_shard``, tensor parallel's ``parallelize_module``) are updated here
+under every engine setting (the packed engine leaves them to this path): the rule runs on the
+DTensors, so each op runs on the rank's local shard, and a rule that reduces gets segments whose
+sums are global over the mesh (:mod:`adamlab.optim._segments`).
 """
 
 from __future__ import annotations

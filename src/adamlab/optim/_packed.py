@@ -50,7 +50,7 @@ import torch
 from ._engine import Scalars, conform_state, reference_update, scalars
 from . import _compat, _engine, _native
 from ._isa import vec_isa_options
-from ._segments import Rows, segment_count, segment_length
+from ._segments import Rows, is_dtensor, segment_count, segment_length
 
 if TYPE_CHECKING:
     from ._base import RuleOptimizer
@@ -356,8 +356,10 @@ def kernel(rule: Callable[..., None], structure: tuple, numel: int) -> _Kernel:
 
 
 def packable(p: torch.Tensor) -> bool:
-    """Params the packed engine takes: dense, real floating point, contiguous, on a device."""
-    return p.is_floating_point() and not p.is_sparse and p.is_contiguous() and p.layout == torch.strided
+    """Params the packed engine takes: dense, real floating point, contiguous, on a device, and not a
+    DTensor (FSDP2, tensor parallel: updated tensor by tensor on their local shards, see
+    :mod:`adamlab.optim._segments`)."""
+    return p.is_floating_point() and not p.is_sparse and p.is_contiguous() and p.layout == torch.strided and not is_dtensor(p)
 
 
 _STAGGER = 9 * 64  # bytes: nine cache lines

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ._base import ADAM_CHECKS, RuleOptimizer, fresh_state, hyperparameters, new_pass
+from ._segments import segment_zeros
 
 _ND_CHECKS = {k: ADAM_CHECKS[k] for k in ("lr", "betas", "eps", "maximize")}
 
@@ -79,6 +80,13 @@ class NDAdam(RuleOptimizer):
     first two row sums and the first moment; the per-row second moment and step factor; the third
     row sum and the renormalized rows, written in place. Step times: ``docs/performance.md``.
 
+    Distributed: a DTensor parameter (FSDP2, tensor parallel; see docs/distributed.md) keeps its
+    rows as the whole tensor's rows. Under ``Shard(0)`` (FSDP2, ``ColwiseParallel``) each rank holds
+    whole rows: the row sums are local and ``exp_avg_sq`` is sharded like the rows (``Shard(0)``).
+    Under ``Shard(1)`` (``RowwiseParallel``) each row's columns are split across ranks: each row sum
+    is all-reduced (three all-reduces of ``(rows, 1)`` per step) and ``exp_avg_sq`` is replicated.
+    Either way every rank computes what the unsharded run computes for its part of the rows.
+
     Args:
         params: iterable of tensors or param-group dicts.
         lr: learning rate :math:`\alpha` >= 0.
@@ -115,7 +123,7 @@ class NDAdam(RuleOptimizer):
         if self._reduction(p) is None:
             return fresh_state(p, "exp_avg", "exp_avg_sq")
         state = fresh_state(p, "exp_avg")
-        state["exp_avg_sq"] = torch.zeros((p.shape[0], 1), dtype=p.dtype, device=p.device)
+        state["exp_avg_sq"] = segment_zeros("rows", p, p.dtype)
         return state
 
     @staticmethod

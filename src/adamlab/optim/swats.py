@@ -13,13 +13,15 @@ from typing import Any
 import torch
 
 from ._base import ADAM_CHECKS, RuleOptimizer, decay, fresh_state, hyperparameters, new_pass
+from ._segments import segment_zeros
 
 _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
 
 def _scalar_slot(p: torch.Tensor) -> torch.Tensor:
-    """A 0-d zero on the param's device in the param's (real) dtype, the dtype torch's load_state_dict casts to."""
-    return torch.zeros((), dtype=_REAL.get(p.dtype, p.dtype), device=p.device)
+    """A 0-d zero on the param's device (for a DTensor, replicated on its mesh) in the param's (real)
+    dtype, the dtype torch's load_state_dict casts to."""
+    return segment_zeros("tensor", p, _REAL.get(p.dtype, p.dtype))
 
 
 class SWATS(RuleOptimizer):
@@ -79,10 +81,27 @@ class SWATS(RuleOptimizer):
       phase read from the 0-d state tensor ``switch_step``. In the SGD phase the Adam moments are
       frozen (the algorithm's ``continue``); before the switch the momentum buffer stays zero.
 
+    - Precision: the two sums are the only values whose rounding decides a discrete event, so the
+      rule computes the same numbers on every engine. Full-size values are computed in float32 for
+      float16/bfloat16 parameters (in the parameter's dtype otherwise), the sums too, and rounded
+      only where they are stored; the new moments are used as computed (as the compiled rule uses
+      them); :math:`\gamma_k` (from the float32 sums), :math:`\lambda_k`'s update, the rate, the
+      switch test and the SGD step's factor are float64 (as the C++ kernel and 0-d float64
+      hyperparameters make them for float32/float64). Measured: bfloat16 parameters switch at the
+      same steps, with the same numbers, on the reference engine and the packed engine's eager and
+      compiled rule (with the sums in bfloat16, 9 of 24 test tensors switched at different steps).
+      The price, compiled: with every op in float32, inductor's loop takes 16 elements where it took
+      32 with bfloat16 ops: 1.6-2x the time per step (25M bfloat16 params on 2 loaded cores: 116-164
+      ms against 56-90 ms).
+    - Distributed: for a DTensor parameter (FSDP2, tensor parallel; see docs/distributed.md) the
+      dot products are over the whole (global) tensor: each rank sums its shard and the two sums
+      are all-reduced, so every rank, and the unsharded run, switch at the same step.
+
     State per parameter: ``step``; ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`a`),
     ``momentum_buffer`` (:math:`v`), all shaped like the parameter; and 0-d tensors on the
-    parameter's device: ``proj_lr_avg`` (:math:`\lambda_k`), ``sgd_lr`` (:math:`\Lambda`, 0 until the
-    switch) and ``switch_step`` (the step :math:`k` at which the tensor switched; 0 = still in Adam).
+    parameter's device (for a DTensor parameter: replicated on its mesh): ``proj_lr_avg``
+    (:math:`\lambda_k`), ``sgd_lr`` (:math:`\Lambda`, 0 until the switch) and ``switch_step`` (the step
+    :math:`k` at which the tensor switched; 0 = still in Adam).
     The three 0-d slots have the parameter's (real) dtype, the dtype ``load_state_dict`` casts
     non-``step`` state to, so checkpoints round-trip bit for bit; for float16/bfloat16 parameters the
     recorded ``switch_step`` is rounded to that precision (the phase, ``switch_step > 0``, is exact).
@@ -122,37 +141,53 @@ class SWATS(RuleOptimizer):
 
     @staticmethod
     def _rule(p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], h: Any, group: dict[str, Any], seg: Any) -> None:
-        g = decay(p, g, h, decoupled=False)
+        # Full-size values are computed in `wide`, float32 for float16/bfloat16 params (else their own
+        # dtype), and rounded only where they are stored; per-tensor values in float64 (the dtype 0-d
+        # ops with the float64 hyperparameters have), and per-tensor factors rounded to `wide` before
+        # they scale a full-size value. So every engine and the C++ kernel compute the same numbers
+        # up to the order of additions inside the sums, whatever the param's dtype and whether the
+        # per-tensor values are 0-d (reference engine) or (count, 1) (packed engine).
+        wide = torch.promote_types(p.dtype, torch.float32)
+        g = decay(p.to(wide), g.to(wide), h, decoupled=False)
         m, a, buf, step = s["exp_avg"], s["exp_avg_sq"], s["momentum_buffer"], s["step"]
         lam, sgd_lr, switch_step = s["proj_lr_avg"], s["sgd_lr"], s["switch_step"]  # one value per tensor
         sgd = switch_step > 0  # switched at an earlier step
         adam = ~sgd
-        # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`).
-        # (The factors are cast to the param's dtype, as a 0-d factor is anyway; per-segment ones on the
-        # packed engine would otherwise make the update compute in float64.)
-        m.mul_(torch.where(sgd, 1.0, h.beta1).to(m.dtype)).add_(g * torch.where(sgd, 0.0, 1 - h.beta1).to(m.dtype))
-        a.mul_(torch.where(sgd, 1.0, h.beta2).to(a.dtype)).add_(g * g * torch.where(sgd, 0.0, 1 - h.beta2).to(a.dtype))
+        # Adam phase: moments move only while in Adam (frozen afterwards, as the algorithm's `continue`);
+        # SGD phase: heavy-ball buffer (zero until the switch). This pass goes on with the new values
+        # as computed (compiled, inductor does so for the stored ones anyway), a second pass reads them
+        # as stored.
+        m_now = m.to(wide) * torch.where(sgd, 1.0, h.beta1).to(wide) + g * torch.where(sgd, 0.0, 1 - h.beta1).to(wide)
+        a_now = a.to(wide) * torch.where(sgd, 1.0, h.beta2).to(wide) + g * g * torch.where(sgd, 0.0, 1 - h.beta2).to(wide)
+        buf_now = torch.where(sgd, buf.to(wide) * h.beta1 + g, buf.to(wide))
+        m.copy_(m_now)
+        a.copy_(a_now)
+        buf.copy_(buf_now)
         bc2 = 1 - h.beta2**step
-        adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
-        # SGD phase: heavy-ball buffer (zero until the switch), step (1 - beta1) * Lambda * v.
-        buf.copy_(torch.where(sgd, buf * h.beta1 + g, buf))
-        sgd_step = buf * (-(1 - h.beta1) * sgd_lr)
+        # the SGD step's factor (1 - beta1) * Lambda, taken before this step's sums may change Lambda
+        # (where a tensor switches now, it takes the Adam step): the update does not wait for the sums
+        sgd_factor = (-(1 - h.beta1) * sgd_lr.double()).to(wide)
+
+        def adam_step(m: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
+
         # Projection of the Adam step on the gradient: two per-tensor reductions.
-        pg = seg.sum(adam_step * g)
-        pp = seg.sum(adam_step * adam_step)
+        step_now = adam_step(m_now, a_now)
+        pg = seg.sum(step_now * g)
+        pp = seg.sum(step_now * step_now)
         live = adam & (pg != 0)
-        gamma = pp / -pg  # inf/nan when pg == 0: never selected
-        lam.copy_(torch.where(live, h.beta2 * lam + (1 - h.beta2) * gamma, lam))
-        rate = lam / bc2
+        gamma = (pp / -pg).double()  # inf/nan when pg == 0: never selected
+        lam.copy_(torch.where(live, h.beta2 * lam.double() + (1 - h.beta2) * gamma, lam.double()).to(wide))
+        rate = lam.double() / bc2
         switch = live & (step > 1) & ((rate - gamma).abs() < h.eps)
-        sgd_lr.copy_(torch.where(switch, rate, sgd_lr))
+        sgd_lr.copy_(torch.where(switch, rate, sgd_lr.double()).to(wide))
         switch_step.copy_(torch.where(switch, step, switch_step))
         if hasattr(h, "weight_decay"):
             # the sums above read the params (through the decayed gradient): a second pass, see the docstring
             new_pass()
-            adam_step = m / (a.sqrt() + h.eps) * (-h.lr * bc2**0.5 / (1 - h.beta1**step))
-            sgd_step = buf * (-(1 - h.beta1) * sgd_lr)  # (unchanged where the SGD step is taken)
-        p.add_(torch.where(sgd, sgd_step, adam_step))
+            buf_now = buf.to(wide)
+            step_now = adam_step(m.to(wide), a.to(wide))
+        p.add_(torch.where(sgd, buf_now * sgd_factor, step_now))
 
     @staticmethod
     def _native_rule(native: Any, p: torch.Tensor, g: torch.Tensor, s: dict[str, torch.Tensor], step: float, h: dict[str, float], group: dict[str, Any]) -> None:
