@@ -231,7 +231,7 @@ def first_step_times(name: str, case: str, threads: int) -> tuple[float, float]:
 
 
 _MEMORY = """
-import resource, torch, adamlab
+import torch, adamlab
 torch.set_num_threads({threads})
 torch.manual_seed(0)
 model = torch.nn.Sequential(*[torch.nn.Linear(1000, 1000) for _ in range({layers})])
@@ -242,17 +242,18 @@ for _ in range(4):
     opt.zero_grad()
     model(x).pow(2).mean().backward()
     opt.step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
 def peak_memory(name: str, layers: int, threads: int) -> float:
-    """Peak resident memory (MiB, ``ru_maxrss``) of a fresh process that trains ``layers``
-    ``Linear(1000, 1000)`` layers for 4 ordinary steps (``zero_grad()``, ``backward()``, ``step()``)
-    with optimizer ``name`` (``"fused"``: torch's fused Adam)."""
+    """Peak resident memory (MiB) of a fresh process that trains ``layers`` ``Linear(1000, 1000)``
+    layers for 4 ordinary steps (``zero_grad()``, ``backward()``, ``step()``) with optimizer ``name``
+    (``"fused"``: torch's fused Adam): the process's own high-water mark, ``VmHWM`` (Linux; ``ru_maxrss``
+    would count the parent's memory, which a forked child shares until it runs Python)."""
     code = _MEMORY.format(threads=threads, layers=layers, name=name)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(res.stdout.strip().splitlines()[-1]) / 1024  # (Linux reports KiB)
+    return int(res.stdout.strip().splitlines()[-1]) / 1024  # (in KiB)
 
 
 def memory_table(names: list[str], layers: int, threads: int, out=print) -> dict[str, float]:
