@@ -26,7 +26,7 @@ def test_trajectories_study_quick(tmp_path):
     with Store.open(db, create=False) as store:
         adam = [r for r in store.runs(optimizer="adam") if r["problem"] == "quadratic"]
         assert sorted(r["hyperparameters"]["grad_scale"] for r in adam) == [0.01, 1.0, 100.0]
-        # seed 004's bound lr * (1 - b1) / sqrt(1 - b2) = 3.16 lr; Adam's steps reach about lr
+        # Kingma & Ba's bound lr * (1 - b1) / sqrt(1 - b2) = 3.16 lr; Adam's steps reach about lr
         assert all(0.3 < r["final_metrics"]["max_step_ratio_to_bound"] <= 1.0 for r in adam)
         steps, xs = store.series(adam[0]["id"], "x")
         assert steps == list(range(1, 301)) and abs(xs[-1]) < 1e-3

@@ -114,7 +114,7 @@ def write_report(
         json.dump(result, fh, indent=1, allow_nan=False)
     setup = setup_table(study, quick, data)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(_page(study, verdict, [setup, *tables], figures, len(runs), quick))
+        fh.write(_page(study, verdict, setup, tables, figures, len(runs), quick))
     return result
 
 
@@ -230,8 +230,10 @@ def _verdict_block(verdict: Verdict) -> str:
     )
 
 
-def _page(study: Study, verdict: Verdict, tables: list[Table], figures: list[tuple[str, str]], n: int, quick: bool) -> str:
-    """The page. ``figures`` holds (file stem, caption) pairs; ``tables`` come after the figures, in order."""
+def _page(
+    study: Study, verdict: Verdict, setup: Table, tables: list[Table], figures: list[tuple[str, str]], n: int, quick: bool
+) -> str:
+    """The page: the claim, the setups, the verdicts, the figures (``(file stem, caption)`` pairs), then ``tables``."""
     e = html.escape
     verdicts = "\n".join(_verdict_block(v) for v in (verdict, *verdict.also))
     paraphrase = f"<p><i>Paraphrase (ours), what the verdict tests:</i> {e(study.paraphrase)}</p>" if study.paraphrase else ""
@@ -262,6 +264,7 @@ figcaption {{ margin-top: 0.4em; color: #59636e; }}
 <p>Study <code>{e(study.name)}</code>, {e(size)}, {n} runs. Claim, quoted from {e(study.source)}:</p>
 <blockquote>{e(study.claim)}</blockquote>
 {paraphrase}
+{_table(setup)}
 <p class="note">The rule: each comparison's 95% t interval over seeds; a claim holds when the interval clears its margin in the claimed direction, does not hold when it excludes every effect in that direction, and is inconclusive otherwise (or untestable when a precondition of the setup fails).</p>
 {verdicts}
 {figures_html}

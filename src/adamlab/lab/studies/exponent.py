@@ -8,7 +8,7 @@ also beats p = 1/2.
 Problem: ``mlp-digits`` with 256 hidden units per layer and half of the 1,797 digits held out
 (899 train, 898 test images). The MLP fits its 899 training images within ~30 epochs (train
 loss below 0.01, then towards 1e-3) while the test loss stays near 0.1, so there is a generalization gap
-for the optimizers to differ on, and each job takes seconds on one CPU core (the seed's
+for the optimizers to differ on, and each job takes seconds on one CPU core (the post's
 VGG/ResNet on CIFAR-10 does not fit the budget; ``cnn-cifar10`` needs the real CIFAR files). 256
 units instead of the problem's 1000 make a job ~10 times cheaper; the larger test half makes the
 accuracy less noisy (one image is 0.11 points). The post's VGG-16 and ResNet-20 on CIFAR-10 do
@@ -304,7 +304,7 @@ EXPONENT = Study(
     verdict=verdict,
     tables=tables,
     notes="Each variant is shown at the lr with the highest mean final test accuracy over seeds (chosen on the test set, "
-    "as in the seed's comparison; there is no separate validation split). The decay is linear in the step, from the "
+    "as in the post's comparison; there is no separate validation split). The decay is linear in the step, from the "
     "run's p to 1/8 at the last step, with a constant lr. The final-metrics table lists every configuration, the "
     "decay from 1/8 to 1/8 included (it equals the constant 1/8).",
 )
