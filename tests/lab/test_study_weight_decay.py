@@ -120,4 +120,4 @@ def test_weight_decay_verdict_missing_or_diverged_runs():
     diverged = verdict(None, runs)
     assert diverged.outcome == "inconclusive" and "diverged" in diverged.because
     one_seed = verdict(None, _runs((2, 1, 0), (1, 1, 1), noise=(0.0,)))
-    assert one_seed.outcome == "inconclusive" and "n = 1" in one_seed.because and "no interval" in one_seed.because
+    assert one_seed.outcome == "inconclusive" and "n = 1" in one_seed.because and "95% interval none" in one_seed.because

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import statistics
 from typing import Any
@@ -192,26 +193,21 @@ def _table(table: Table) -> str:
 
 
 def _comparisons(verdict: Verdict) -> str:
-    """The verdict's comparisons as a table: estimate, 95% interval, claimed direction and margin, n, outcome."""
+    """The verdict's comparisons as a table: estimate, 95% interval, claimed direction and margin, n, the smallest
+    effect the seeds could detect, outcome."""
     e = html.escape
     if not verdict.comparisons:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("comparison", "estimate", "95% interval", "claimed", "n", "outcome"))
+    columns = ("comparison", "estimate", "95% interval", "claimed", "n", "smallest detectable (80% power)", "outcome")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     rows = []
     for c in verdict.comparisons:
-        d = c.as_dict()
-        scale = 100.0 if c.unit == "points" else 1.0
-
-        def f(v: float | None) -> str:
-            return "n/a" if v is None else f"{scale * v:+.3g}"
-
-        claimed = {"greater": f"&gt; {f(c.margin)}", "less": f"&lt; {f(-c.margin)}", "within": f"within ± {abs(scale * c.margin):.3g}"}
-        interval = f"[{f(d['low'])}, {f(d['high'])}]" if d["low"] is not None else "none"
+        cells = {k: e(v) for k, v in c.cells().items()}
         outcome = e(c.outcome) + ("" if c.decides else " (reported)") + (f": {e(c.untestable)}" if c.untestable else "")
         name = e(c.name) + (f" ({e(c.unit)})" if c.unit else "")
         rows.append(
-            f"<tr><td>{name}</td><td>{f(d['estimate'])}</td><td>{interval}</td><td>{claimed[c.direction]}</td>"
-            f"<td>{c.n}</td><td>{outcome}</td></tr>"
+            f"<tr><td>{name}</td><td>{cells['estimate']}</td><td>{cells['interval']}</td><td>{cells['claimed']}</td>"
+            f"<td>{c.n}</td><td>{cells['detectable'] if math.isfinite(c.detectable) else ''}</td><td>{outcome}</td></tr>"
         )
     return f'<div class="table"><table>\n<tr>{head}</tr>\n' + "\n".join(rows) + "\n</table></div>"
 

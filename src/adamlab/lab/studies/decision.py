@@ -131,18 +131,28 @@ class Comparison:
             out["untestable"] = self.untestable
         return out
 
-    def describe(self) -> str:
-        """One sentence: name, estimate, interval, margin, n and outcome (with the smallest detectable effect)."""
-        scale, suffix = (100.0, " points") if self.unit == "points" else (1.0, f" {self.unit}" if self.unit else "")
+    def cells(self) -> dict[str, str]:
+        """The numbers as printed: ``estimate``, ``interval`` ("[low, high]" or "none"), ``claimed`` ("> m", "< -m",
+        "within ±m"); accuracy differences (``unit`` "points") x100."""
+        scale = 100.0 if self.unit == "points" else 1.0
 
         def f(v: float) -> str:
             return f"{scale * v:+.3g}" if math.isfinite(v) else "n/a"
 
-        claim = {"greater": f"> {f(self.margin)}", "less": f"< {f(-self.margin)}", "within": f"within ±{abs(scale * self.margin):.3g}"}
-        interval = f"[{f(self.low)}, {f(self.high)}]" if math.isfinite(self.low) else "no interval"
-        text = f"{self.name}: {f(self.estimate)}{suffix}, 95% interval {interval}, n = {self.n}; claimed {claim[self.direction]}: {self.outcome}"
+        claimed = {"greater": f"> {f(self.margin)}", "less": f"< {f(-self.margin)}", "within": f"within ±{abs(scale * self.margin):.3g}"}
+        interval = f"[{f(self.low)}, {f(self.high)}]" if math.isfinite(self.low) else "none"
+        return {"estimate": f(self.estimate), "interval": interval, "claimed": claimed[self.direction], "detectable": f(self.detectable)}
+
+    def describe(self) -> str:
+        """One sentence: name, estimate, interval, margin, n and outcome (with the smallest detectable effect)."""
+        cells = self.cells()
+        suffix = f" {self.unit}" if self.unit else ""
+        text = (
+            f"{self.name}: {cells['estimate']}{suffix}, 95% interval {cells['interval']}, n = {self.n}; "
+            f"claimed {cells['claimed']}: {self.outcome}"
+        )
         if math.isfinite(self.detectable) and self.outcome == OPEN:
-            text += f" (smallest effect this size could detect: {f(self.detectable)})"
+            text += f" (smallest effect this size could detect: {cells['detectable']})"
         if self.untestable:
             text += f" ({self.untestable})"
         return text + ("" if self.decides else "; reported, not decisive")
