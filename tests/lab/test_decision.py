@@ -52,11 +52,11 @@ def test_with_no_effect_a_directional_claim_neither_holds_nor_fails_more_than_5_
 @pytest.mark.parametrize("n", SEEDS)
 @pytest.mark.parametrize("direction", ["greater", "less"])
 def test_an_effect_of_twice_a_resolvable_margin_holds_at_least_80_percent(n, direction):
-    """The margin a size resolves: twice it is the smallest detectable effect (80% power at the true spread)."""
-    margin = power_shift(n) / math.sqrt(n)
+    """A margin the size resolves (1.2 x the one whose double is the smallest detectable effect at the true spread)."""
+    margin = 1.2 * power_shift(n) / math.sqrt(n)
     sign = 1 if direction == "greater" else -1
     rates = simulate(n, sign * 2 * margin, direction, margin)
-    assert rates[HOLDS] >= 0.78 and rates[FAILS] == 0.0, rates
+    assert rates[HOLDS] >= 0.80 and rates[FAILS] == 0.0, rates
     assert simulate(n, sign * 2.5 * margin, direction, margin)[HOLDS] >= 0.9
 
 
