@@ -63,8 +63,8 @@ class Table:
 class Study:
     name: str
     title: str
-    source: str
-    claim: str
+    source: str  # the paper by title and authors, and where in it the claim is (section, figure, slide)
+    claim: str  # the paper's words, verbatim ("[...]" marks a cut)
     sweep: dict[str, Any]
     quick: dict[str, Any]
     # (store, runs, out_dir) -> the figures written, each a (file stem, caption) pair (plots.save
