@@ -141,6 +141,19 @@ def test_entry_specific_and_bursty_gradients_hold():
     assert [c.outcome for c in accuracy.comparisons] == ["holds", "inconclusive"] and accuracy.outcome == "inconclusive"
 
 
+def test_a_max_that_stops_moving_after_the_warm_up_does_not_hold():
+    """Shrinking gradients: the max moves only during the warm-up, then every entry swaps at every step (the paper's
+    swaps): no dispersion at all, less than the null's; the claim does not hold."""
+    moved = np.zeros((STEPS // INTERVAL, 500), dtype=np.int32)
+    moved[:3] = 30
+    assert dispersion([paper_swaps(moved, INTERVAL, 3)], INTERVAL) == (1.0, 1.0, 500)
+    result = verdict(*_case(moved, moved + 0, moved * 1))
+    assert result.outcome == "does not hold", result.because
+    entries, timing = null_indices(STEPS, INTERVAL, BETAS[1], 3)
+    assert result.comparisons[0].estimate == pytest.approx(-math.log(entries))
+    assert result.comparisons[1].estimate == pytest.approx(-math.log(timing))
+
+
 def test_budget_within_the_warm_up_cannot_test_the_claim():
     store, runs = _case(np.full((10, 50), 30))
     for r in runs:

@@ -28,6 +28,9 @@ The indices, from each AMSGrad run's swap counts after the warm-up:
 - (2) *timing*: the variance of each coordinate's counts across intervals divided by the binomial
   variance at the coordinate's own average rate (pooled over coordinates).
 
+When every coordinate swaps at every step (the max no longer moves at all, as once the gradients
+shrink), both variances are 0 and each index is 1: no dispersion beyond chance.
+
 Neither is 1 under the null of no structure: v's max is persistent, so swaps cluster in time even
 for i.i.d. gradients. Each run's indices are therefore divided by those of a null simulated with
 the same design: AMSGrad's v and max on i.i.d. Gaussian gradients (its swaps depend on a
@@ -74,7 +77,8 @@ def dispersion(counts: list[Any], interval: int) -> tuple[float, float, int]:
     """``(entries index, timing index, coordinates that swapped)`` of one run's swap counts (see the module docstring).
 
     ``counts``: per tensor, swaps per interval per coordinate ``(intervals, coordinates)``;
-    ``interval``: steps per interval. NaN indices when no coordinate swapped.
+    ``interval``: steps per interval. NaN indices when no coordinate swapped; 1 when every coordinate swapped at
+    every step (after the warm-up, once the gradients shrink, AMSGrad's max stops moving altogether).
     """
     import numpy as np
 
@@ -93,8 +97,12 @@ def dispersion(counts: list[Any], interval: int) -> tuple[float, float, int]:
         own = totals / (k * interval)  # each coordinate's average rate
         time_seen += float(((c - c.mean(0)) ** 2).sum())
         time_null += float((k * interval * own * (1 - own)).sum())
-    entries = var_seen / var_null if var_null > 0 else math.nan
-    timing = time_seen / time_null if time_null > 0 else math.nan
+    if swapping == 0:
+        return math.nan, math.nan, 0
+    # a null variance of 0 means every rate is 0 or 1: every coordinate swapped at every step of an interval or at
+    # none, so the observed variance is 0 too; no dispersion beyond chance: 1
+    entries = var_seen / var_null if var_null > 0 else 1.0
+    timing = time_seen / time_null if time_null > 0 else 1.0
     return entries, timing, swapping
 
 
@@ -145,6 +153,14 @@ def run_indices(store: Any, runs: list[Run]) -> list[tuple[Run, float, float, in
     return out
 
 
+def swap_share(store: Any, run: Run) -> float:
+    """The share of the paper's swaps among the coordinate-steps after the warm-up (coordinates whose max moved)."""
+    interval, first = run["config"]["eval_every"], warmup_intervals(run)
+    swaps = [paper_swaps(c, interval, first) for c in swap_counts(store, run)]
+    steps = sum(s.size for s in swaps) * interval
+    return sum(float(s.sum()) for s in swaps) / steps if steps else math.nan
+
+
 def _null_of(run: Run) -> tuple[float, float]:
     beta2 = float(run["hyperparameters"].get("betas", [0.9, 0.999])[1])
     return null_indices(int(run["config"]["steps"]), int(run["config"]["eval_every"]), beta2, warmup_intervals(run))
@@ -168,7 +184,8 @@ def verdict(store: Any, runs: list[Run]) -> Verdict:
         compare(f"log({name} index / null's)", ratios[name], "greater", MARGIN, untestable=untestable) for name in ratios
     ]
     numbers = (
-        f"Over {len(indices)} AMSGrad runs ({statistics.median(x[3] for x in indices):.0f} coordinates swapped, median); "
+        f"Over {len(indices)} AMSGrad runs ({statistics.median(x[3] for x in indices):.0f} coordinates swapped, median; "
+        f"{100 * statistics.median(swap_share(store, x[0]) for x in indices):.2f}% of their steps after the warm-up are swaps); "
         f"warm-up of {indices[0][0]['config']['eval_every'] * warmup_intervals(indices[0][0])} steps left out. Median "
         f"index: entries {statistics.median(x[1] for x in indices):.3g} (null {statistics.median(n[0] for n in nulls):.3g}), "
         f"timing {statistics.median(x[2] for x in indices):.3g} (null {statistics.median(n[1] for n in nulls):.3g}); "
