@@ -112,6 +112,11 @@ def test_verdict_inconclusive_within_noise_and_untestable_before_a_plateau():
     assert "not at a plateau" in slow.because and "madam at lr=0.01" in slow.because
 
 
+def test_verdict_untestable_when_no_optimizer_trains_a_gan():
+    collapsed = _verdict({opt: {lr: 1.0 for lr in WORKS} for opt in OPTIMIZERS}, spread=0.0)
+    assert collapsed.outcome == "inconclusive: the setup cannot test this" and "trains no GAN" in collapsed.because
+
+
 def test_verdict_counts_diverged_runs_as_failing():
     result = _verdict(_table(), diverged={("madam", 1e-2)})
     assert result.comparisons[2].low != result.comparisons[2].low and result.outcome == "inconclusive"

@@ -26,7 +26,8 @@ some learning rate: "only two"). The precondition is a plateau: when some (optim
 rate) curve's seed-mean score over the last quarter of the evaluations differs from the quarter
 before by more than 0.5, the budget cannot tell a slow optimizer from a failing one (MAdam's beta3
 = 5.4 at 3e-3 shrinks its step by design) and every comparison is "inconclusive: the setup cannot
-test this". A diverged run scores as the worst value; missing runs make it inconclusive.
+test this"; so are they when no optimizer reaches the target at any learning rate (the setup then
+trains no GAN to compare). A diverged run scores as the worst value; missing runs make it inconclusive.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def verdict(store: Any, runs: list[Run]) -> Verdict:
     goal = target()
     moving = not_at_plateau(store, runs)
     untestable = f"not at a plateau: the score still moves by more than {PLATEAU} at the end for {', '.join(moving)}" if moving else ""
+    if not any(score >= goal for by_lr in table.values() for score in by_lr.values()):
+        untestable = f"no optimizer reaches the target {goal:g} at any learning rate: this setup trains no GAN to compare"
     comparisons = [
         compare(
             f"{o}'s worst score over the learning rates minus the target {goal:g}",
