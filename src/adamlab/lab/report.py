@@ -1,21 +1,24 @@
-"""Reports: a study's figures, a table of final metrics per optimizer and the verdict, from the store alone.
+"""Reports: a study's claim, its setup beside the paper's, the verdict with its comparisons, figures and tables, from the store alone.
 
 :func:`write_report` writes ``index.html`` (one static page, no scripts), the figures as PNG and SVG
-beside it, and ``verdict.json`` (the outcome and its numbers, for tools). Nothing is recomputed:
-everything comes from the runs of the study's sweep found in the store.
+beside it, and ``verdict.json`` (for tools: the outcome, the numbers behind it and every comparison
+as ``{"name", "estimate", "low", "high", "margin", "direction", "n", "outcome", ...}``; a study
+deciding several claims lists the others under ``"also"``). Nothing is recomputed: everything
+comes from the runs of the study's sweep found in the store.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import statistics
 from typing import Any
 
 from .errors import LabError
 from .store import Store
-from .studies import Study, Table
+from .studies import Study, Table, Verdict
 
 
 def study_runs(store: Store, study: Study, quick: bool, data: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -120,12 +123,53 @@ def write_report(
         tables = study.tables(store, runs) if study.tables is not None else []
     header, rows = final_table(runs)
     tables.append(Table("Final metrics", header, rows, " ".join(_table_notes(runs, header, rows))))
-    result = {"study": study.name, "quick": quick, "outcome": verdict.outcome, "because": verdict.because, "runs": len(runs)}
+    result = {"study": study.name, "quick": quick, "runs": len(runs), **verdict.as_dict()}
     with open(os.path.join(out, "verdict.json"), "w") as fh:
-        json.dump(result, fh, indent=1)
+        json.dump(result, fh, indent=1, allow_nan=False)
+    setup = setup_table(study, quick, data)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(_page(study, verdict, tables, figures, len(runs), quick))
+        fh.write(_page(study, verdict, setup, tables, figures, len(runs), quick))
     return result
+
+
+def _values(values: list[Any]) -> str:
+    unique = list(dict.fromkeys(_value(v) for v in values))
+    return unique[0] if len(unique) == 1 else "{" + ", ".join(unique) + "}"
+
+
+def setup_table(study: Study, quick: bool, data: dict[str, str] | None = None) -> Table:
+    """The paper's setup (:attr:`Study.paper_setup`) beside the study's, read from its sweep: per problem the
+    options, steps and evaluation interval, per optimizer the hyperparameters' values, the seeds."""
+    jobs = [job.config for job in study.spec(quick, data).jobs()]
+    problems = list(dict.fromkeys(c["problem"] for c in jobs))
+    ours = {
+        "model": "; ".join(
+            f"{p} ({', '.join(f'{k}={_value(v)}' for k, v in sorted(next(c for c in jobs if c['problem'] == p)['options'].items()))})"
+            for p in problems
+        ),
+        "steps": "; ".join(
+            f"{p}: {next(c for c in jobs if c['problem'] == p)['steps']} (evaluated every "
+            f"{next(c for c in jobs if c['problem'] == p)['eval_every']})"
+            for p in problems
+        ),
+        "hyperparameters": "; ".join(
+            f"{o}: "
+            + ", ".join(
+                f"{k}={_values([c['hyperparameters'].get(k) for c in jobs if c['optimizer'] == o])}"
+                for k in sorted({k for c in jobs if c["optimizer"] == o for k in c["hyperparameters"]})
+            )
+            for o in dict.fromkeys(c["optimizer"] for c in jobs)
+        ),
+        "seeds": f"{len({c['seed'] for c in jobs})} ({', '.join(str(s) for s in sorted({c['seed'] for c in jobs}))})",
+    }
+    aspects = list(dict.fromkeys([*study.paper_setup, *ours]))
+    rows = [[a, study.paper_setup.get(a, "not stated"), ours.get(a, "as the paper's")] for a in aspects]
+    return Table(
+        "Setup: the paper's and this study's",
+        ["aspect", "paper", "this study" + (" (--quick)" if quick else "")],
+        rows,
+        "This study's column is read from the sweep that ran; a problem's options include its data (its model and dataset).",
+    )
 
 
 def _table_notes(runs: list[dict[str, Any]], header: list[str], rows: list[list[str]]) -> list[str]:
@@ -161,10 +205,47 @@ def _table(table: Table) -> str:
     return f'<h2>{e(table.title)}</h2>\n<div class="table"><table>\n{cells}\n</table></div>\n{note}'
 
 
-def _page(study: Study, verdict: Any, tables: list[Table], figures: list[tuple[str, str]], n: int, quick: bool) -> str:
-    """The page. ``figures`` holds (file stem, caption) pairs; ``tables`` come after the figures, in order."""
+def _comparisons(verdict: Verdict) -> str:
+    """The verdict's comparisons as a table: estimate, 95% interval, claimed direction and margin, n, the smallest
+    effect the seeds could detect, outcome."""
     e = html.escape
-    colour = {"holds": "#1a7f37", "does not hold": "#cf222e"}.get(verdict.outcome, "#9a6700")
+    if not verdict.comparisons:
+        return ""
+    columns = ("comparison", "estimate", "95% interval", "claimed", "n", "smallest detectable (80% power)", "outcome")
+    head = "".join(f"<th>{h}</th>" for h in columns)
+    rows = []
+    for c in verdict.comparisons:
+        cells = {k: e(v) for k, v in c.cells().items()}
+        outcome = e(c.outcome) + ("" if c.decides else " (reported)") + (f": {e(c.untestable)}" if c.untestable else "")
+        name = e(c.name) + (f" ({e(c.unit)})" if c.unit else "")
+        rows.append(
+            f"<tr><td>{name}</td><td>{cells['estimate']}</td><td>{cells['interval']}</td><td>{cells['claimed']}</td>"
+            f"<td>{c.n}</td><td>{cells['detectable'] if math.isfinite(c.detectable) else ''}</td><td>{outcome}</td></tr>"
+        )
+    return f'<div class="table"><table>\n<tr>{head}</tr>\n' + "\n".join(rows) + "\n</table></div>"
+
+
+def _colour(outcome: str) -> str:
+    return {"holds": "#1a7f37", "does not hold": "#cf222e"}.get(outcome, "#9a6700")
+
+
+def _verdict_block(verdict: Verdict) -> str:
+    e = html.escape
+    title = f"Verdict{' on ' + e(verdict.claim) if verdict.claim else ''}"
+    colour = _colour(verdict.outcome)
+    return (
+        f'<div class="verdict" style="border-left-color: {colour}"><p class="outcome">{title}: '
+        f'<b style="color: {colour}">{e(verdict.outcome)}</b></p><p>{e(verdict.because)}</p>{_comparisons(verdict)}</div>'
+    )
+
+
+def _page(
+    study: Study, verdict: Verdict, setup: Table, tables: list[Table], figures: list[tuple[str, str]], n: int, quick: bool
+) -> str:
+    """The page: the claim, the setups, the verdicts, the figures (``(file stem, caption)`` pairs), then ``tables``."""
+    e = html.escape
+    verdicts = "\n".join(_verdict_block(v) for v in (verdict, *verdict.also))
+    paraphrase = f"<p><i>Paraphrase (ours), what the verdict tests:</i> {e(study.paraphrase)}</p>" if study.paraphrase else ""
     figures_html = "\n".join(
         f'<figure><img src="{e(s)}.png" alt="{e(c)}"><figcaption>Figure {i}. {e(c)} '
         f'(<a href="{e(s)}.png">PNG</a>, <a href="{e(s)}.svg">SVG</a>)</figcaption></figure>'
@@ -177,8 +258,8 @@ def _page(study: Study, verdict: Any, tables: list[Table], figures: list[tuple[s
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
 blockquote {{ border-left: 4px solid #d0d7de; margin: 1em 0; padding: 0.2em 1em; color: #59636e; }}
-.verdict {{ padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; border-left: 6px solid {colour}; line-height: 1.5; }}
-.verdict p {{ margin: 0.3em 0; }} .verdict .outcome {{ font-size: 1.3em; }} .verdict b {{ color: {colour}; }}
+.verdict {{ padding: 0.6em 1em; border-radius: 6px; background: #f6f8fa; border-left: 6px solid #9a6700; line-height: 1.5; margin: 0.8em 0; }}
+.verdict p {{ margin: 0.3em 0; }} .verdict .outcome {{ font-size: 1.3em; }}
 .table {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; margin: 1em 0 0.5em; font-size: 0.92em; }}
 th, td {{ border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; vertical-align: top; }}
@@ -189,9 +270,12 @@ figure {{ margin: 1.5em 0; }} img {{ display: block; max-width: 100%; height: au
 figcaption {{ margin-top: 0.4em; color: #59636e; }}
 </style></head><body>
 <h1>{e(study.title)}</h1>
-<p>Study <code>{e(study.name)}</code>, {e(size)}, {n} runs. Claim, from {e(study.source)}:</p>
+<p>Study <code>{e(study.name)}</code>, {e(size)}, {n} runs. Claim, quoted from {e(study.source)}:</p>
 <blockquote>{e(study.claim)}</blockquote>
-<div class="verdict"><p class="outcome">Verdict: <b>{e(verdict.outcome)}</b></p><p>{e(verdict.because)}</p></div>
+{paraphrase}
+{_table(setup)}
+<p class="note">The rule: each comparison's 95% t interval over seeds; a claim holds when the interval clears its margin in the claimed direction, does not hold when it excludes every effect in that direction, and is inconclusive otherwise (or untestable when a precondition of the setup fails).</p>
+{verdicts}
 {figures_html}
 <p>{e(study.notes)}</p>
 {tables_html}

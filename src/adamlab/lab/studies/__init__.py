@@ -1,10 +1,11 @@
-"""Studies: each seed claim as a named sweep, the figures that show it, and a verdict from the store.
+"""Studies: each paper's claim as a named sweep, the figures that show it, and a verdict from the store.
 
-A :class:`Study` holds the claim (quoted from its seed), the sweep at full size and the overrides of
-``--quick`` (CPU seconds, used by the tests), a function drawing its figures (each with a caption)
-from the stored runs, a function computing the verdict ("holds", "does not hold", "inconclusive")
-with the numbers behind it, and optionally extra tables (:class:`Table`); :mod:`.plots` has what
-they share. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
+A :class:`Study` holds the claim (quoted verbatim from its paper, with where in it; a paraphrase is
+labelled as such), the paper's setup beside the study's, the sweep at full size and the overrides
+of ``--quick`` (CPU seconds, used by the tests), a function drawing its figures (each with a
+caption) from the stored runs, a function computing the verdict — the claim's comparisons, each
+an estimate with a 95% interval over seeds, a direction and a margin, decided by the one rule of
+:mod:`.decision` — and optionally extra tables (:class:`Table`); :mod:`.plots` has what they share. ``adamlab study NAME`` runs (or reuses) the sweep, then writes the report
 (:mod:`adamlab.lab.report`).
 """
 
@@ -16,12 +17,36 @@ from typing import Any
 
 from ..errors import LabError
 from ..spec import Sweep
+from .decision import Comparison, claim_outcome
 
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str  # "holds" | "does not hold" | "inconclusive"
-    because: str  # the numbers behind it, one sentence
+    """A claim's outcome (see :mod:`.decision`), the numbers behind it and its comparisons.
+
+    ``claim`` names the claim when a study decides more than one (``also``: the further verdicts).
+    """
+
+    outcome: str  # "holds" | "does not hold" | "inconclusive" | "inconclusive: the setup cannot test this"
+    because: str  # the numbers behind it
+    comparisons: tuple[Comparison, ...] = ()
+    claim: str = ""
+    also: tuple[Verdict, ...] = ()
+
+    @classmethod
+    def of(cls, comparisons: list[Comparison], because: str = "", claim: str = "", also: tuple[Verdict, ...] = ()) -> Verdict:
+        """The verdict the comparisons imply; ``because`` (extra numbers) comes after each comparison's sentence."""
+        text = "; ".join(c.describe() for c in comparisons) + "."
+        return cls(claim_outcome(comparisons), f"{text} {because}".strip(), tuple(comparisons), claim, also)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"outcome": self.outcome, "because": self.because}
+        if self.claim:
+            out["claim"] = self.claim
+        out["comparisons"] = [c.as_dict() for c in self.comparisons]
+        if self.also:
+            out["also"] = [v.as_dict() for v in self.also]
+        return out
 
 
 @dataclass(frozen=True)
@@ -38,8 +63,8 @@ class Table:
 class Study:
     name: str
     title: str
-    source: str
-    claim: str
+    source: str  # the paper by title and authors, and where in it the claim is (section, figure, slide)
+    claim: str  # the paper's words, verbatim ("[...]" marks a cut)
     sweep: dict[str, Any]
     quick: dict[str, Any]
     # (store, runs, out_dir) -> the figures written, each a (file stem, caption) pair (plots.save
@@ -49,6 +74,10 @@ class Study:
     verdict: Callable[..., Verdict]  # (store, runs) -> Verdict
     notes: str = ""
     metrics: tuple[str, ...] = field(default=())
+    # the paper's setup, by aspect ("model", "data", "steps", "hyperparameters", "seeds"): the report
+    # shows it beside the study's own, read from its sweep (:func:`adamlab.lab.report.setup_table`)
+    paper_setup: dict[str, str] = field(default_factory=dict)
+    paraphrase: str = ""  # what the study tests, in our words, when the quote alone does not say it
     tables: Callable[..., list[Table]] | None = None  # (store, runs) -> extra tables, shown before the final metrics
 
     def spec(self, quick: bool, data: dict[str, str] | None = None) -> Sweep:

@@ -2,12 +2,13 @@
 
 - Grouping: :func:`configs` (runs of one optimizer and hyperparameters, over seeds),
   :func:`best_configs` (per optimizer, the hyperparameters with the best mean final metric).
-  :func:`best_by` (the same per variant of a labelling function), :func:`paired_difference`
-  (per-seed differences of two configurations: mean and standard error).
+  :func:`best_by` (the same per variant of a labelling function), :func:`per_seed` (a
+  configuration's final metric by seed, for :func:`.decision.paired`).
 - Figures: :func:`curve` (mean over seeds with a +-1 std band), :func:`sensitivity` (final metric
   vs learning rate), :func:`heatmap`, :func:`image_grid`, :func:`performance_profile`
   (Dolan & More 2002), and :func:`save` (PNG and SVG).
 - Tables: :func:`time_to_target` (steps and seconds to the problem's target, per optimizer).
+- Titles: :func:`mlp_text` (the MLP and its split, read from a run's config).
 
 A diverged run (non-finite loss) counts as the worst value of its metric: ``+inf`` when lower is
 better, ``-inf`` when higher is better, so it can never be picked as best.
@@ -36,6 +37,20 @@ def save(fig: Any, out_dir: str, stem: str, caption: str) -> tuple[str, str]:
         fig.savefig(f"{out_dir}/{stem}.{ext}", dpi=110)
     plt.close(fig)
     return stem, caption
+
+
+DIGITS = 1797  # images in scikit-learn's digits
+
+
+def mlp_text(run: Run) -> tuple[str, str, str]:
+    """``("MLP (2 x 128 ReLU)", "359 train images", "1438 test images")`` of an ``mlp-digits`` run, from its config
+    (the digits split rounds test_fraction x 1797 as :func:`adamlab.lab.data.random_split` does; on MNIST: "MNIST ...")."""
+    options = run["config"]["options"]
+    model = f"MLP ({options['layers']} x {options['hidden']} ReLU)"
+    if options.get("mnist_dir"):
+        return model, "MNIST train images", "MNIST test images"
+    n_test = int(round(options["test_fraction"] * DIGITS))
+    return model, f"{DIGITS - n_test} train images", f"{n_test} test images"
 
 
 def finished(runs: Iterable[Run]) -> list[Run]:
@@ -250,15 +265,7 @@ def best_by(runs: Iterable[Run], label: Callable[[Run], Any], metric: str, mode:
     return {name: group for name, (_, group) in best.items()}
 
 
-def paired_difference(a: Sequence[Run], b: Sequence[Run], metric: str, mode: str = "min") -> tuple[float, float, int]:
-    """``(mean, standard error, n)`` of the per-seed differences ``a - b`` of the final ``metric``, over the n seeds both have.
-
-    Pairing by seed removes what a seed shares between two configurations (the data split, the
-    initialization), which is often most of the seed-to-seed spread. Mean and error are NaN when
-    n < 2 or a difference is not finite (a diverged run).
-    """
-    by_seed = {r["seed"]: final(r, metric, mode) for r in b}
-    diffs = [final(r, metric, mode) - by_seed[r["seed"]] for r in a if r["seed"] in by_seed]
-    if len(diffs) < 2 or not all(math.isfinite(d) for d in diffs):
-        return math.nan, math.nan, len(diffs)
-    return statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+def per_seed(group: Iterable[Run], metric: str, mode: str = "max") -> dict[int, float]:
+    """Seed -> the run's final ``metric`` (:func:`final`: a diverged run is the infinite worst value, which leaves a
+    comparison of it without an interval)."""
+    return {r["seed"]: final(r, metric, mode) for r in group}
