@@ -18,7 +18,43 @@ from collections import defaultdict
 from typing import Any
 
 
-class StateDict(defaultdict):
+class _Counted:
+    """The mutators of a dict, each reporting the change (:meth:`_changed`) before it is made."""
+
+    def _changed(self) -> None:
+        raise NotImplementedError
+
+    def __delitem__(self, key: Any) -> None:
+        self._changed()
+        super().__delitem__(key)  # type: ignore[misc]
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()  # type: ignore[misc]
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)  # type: ignore[misc]
+
+    def popitem(self) -> Any:
+        self._changed()
+        return super().popitem()  # type: ignore[misc]
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:  # type: ignore[operator]
+            self[key] = default  # type: ignore[index]
+        return self[key]  # type: ignore[index]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value  # type: ignore[index]
+
+    def __ior__(self, other: Any) -> Any:
+        self.update(other)
+        return self
+
+
+class StateDict(_Counted, defaultdict):
     """``defaultdict(dict)`` whose changes, and its :class:`ParamState` values' changes, increment :attr:`version`."""
 
     def __init__(self, items: Any = ()) -> None:
@@ -26,6 +62,9 @@ class StateDict(defaultdict):
         self.version = 0
         for key, value in dict(items).items():
             self[key] = value
+
+    def _changed(self) -> None:
+        self.version += 1
 
     def __missing__(self, key: Any) -> ParamState:
         value = self[key] = ParamState(self)
@@ -37,40 +76,11 @@ class StateDict(defaultdict):
         self.version += 1
         super().__setitem__(key, value)
 
-    def __delitem__(self, key: Any) -> None:
-        self.version += 1
-        super().__delitem__(key)
-
-    def clear(self) -> None:
-        self.version += 1
-        super().clear()
-
-    def pop(self, *args: Any) -> Any:
-        self.version += 1
-        return super().pop(*args)
-
-    def popitem(self) -> Any:
-        self.version += 1
-        return super().popitem()
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        for key, value in dict(*args, **kwargs).items():
-            self[key] = value
-
-    def __ior__(self, other: Any) -> StateDict:
-        self.update(other)
-        return self
-
     def __reduce__(self) -> Any:
         return (defaultdict, (dict,), None, None, ((k, dict(v) if isinstance(v, dict) else v) for k, v in self.items()))
 
 
-class ParamState(dict):
+class ParamState(_Counted, dict):
     """One param's state, a ``dict`` whose changes increment its :class:`StateDict`'s version.
 
     ``conformed`` is what the reference engine last checked it against (the param's dtype, device and
@@ -82,45 +92,15 @@ class ParamState(dict):
         self.owner = owner
         self.conformed: Any = None
 
+    def _changed(self) -> None:
+        self.owner.version += 1
+        self.conformed = None
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self.owner.version += 1
         if self.get(key) is not value:  # (``state["step"] += 1`` sets the same tensor again)
             self.conformed = None
         super().__setitem__(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        self.owner.version += 1
-        self.conformed = None
-        super().__delitem__(key)
-
-    def clear(self) -> None:
-        self.owner.version += 1
-        self.conformed = None
-        super().clear()
-
-    def pop(self, *args: Any) -> Any:
-        self.owner.version += 1
-        self.conformed = None
-        return super().pop(*args)
-
-    def popitem(self) -> Any:
-        self.owner.version += 1
-        self.conformed = None
-        return super().popitem()
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self.owner.version += 1
-        self.conformed = None
-        super().update(*args, **kwargs)
-
-    def __ior__(self, other: Any) -> ParamState:
-        self.update(other)
-        return self
 
     def __reduce__(self) -> Any:
         return (dict, (dict(self),))
