@@ -10,25 +10,25 @@ consumes them instead of handing them to :func:`adamlab.create`:
 
     - ``"constant"`` (the default): the optimizer's ``lr`` throughout;
     - ``"cosine"``: one half cosine from ``lr`` down to 0 at the last step;
-    - ``"cosine-restarts"``: seed 001's warm restarts (SGDR/AdamWR,
+    - ``"cosine-restarts"``: Loshchilov & Hutter's warm restarts (SGDR/AdamWR,
       :class:`adamlab.schedules.CosineWarmRestarts`) with periods ``restart_period``
       (default ``steps // 7``) times ``restart_mult`` (default 2) per restart, so by default the
       third period ends at the budget;
     - ``"inv-sqrt"``: ``lr / sqrt(t)`` at step t;
-    - ``"partial-decay"``: seed 003's decaying exponent for Padam
+    - ``"partial-decay"``: the decaying exponent of the post *Adaptive exponent for ADAM* for Padam
       (:class:`adamlab.schedules.PartialExponentDecay`, linear): ``partial`` goes from the
       optimizer's value at the first step to ``partial_end`` (default 1/8) at the last; ``lr``
       stays constant.
 ``restart_period``, ``restart_mult``, ``partial_end``
     The parameters of those schedules (only with the schedule that reads them).
 ``weight_decay_norm``
-    Seed 001's normalized weight decay :math:`\\lambda_{norm}`: the run's ``weight_decay`` becomes
+    Loshchilov & Hutter's normalized weight decay :math:`\\lambda_{norm}`: the run's ``weight_decay`` becomes
     :math:`\\lambda_{norm}\\sqrt{b/(BT)}/\\alpha = \\lambda_{norm}/(\\alpha\\sqrt{\\text{steps}})`
     (``b/(BT)`` is one over the number of steps; dividing by the base ``lr`` :math:`\\alpha` is
     for optimizers that multiply the decay by ``lr``, as AdamW does: see
     :func:`adamlab.schedules.normalized_weight_decay`). Not combined with ``weight_decay``.
 ``beta3_rescale``
-    ``true`` or ``false`` (the default): seed 000's rule for MAdam's :math:`\beta_3` at another
+    ``true`` or ``false`` (the default): the MAdam paper's rule for :math:`\beta_3` at another
     learning rate. With ``true`` the optimizer gets
     ``beta3 = madam_beta3(lr, base_lr=1e-3, beta3=b)`` (:func:`adamlab.schedules.madam_beta3`),
     where ``lr`` is the run's (base) learning rate (1e-3 if the grid sets none) and ``b`` the grid's
@@ -39,7 +39,7 @@ consumes them instead of handing them to :func:`adamlab.create`:
 ``grad_scale``
     A number c > 0 (default 1): every gradient is multiplied by c just before each
     ``optimizer.step()`` (a step pre-hook), as if the loss were c times larger, while the stored
-    losses stay unscaled. Seed 004: Adam's update is invariant to such a rescaling (up to eps);
+    losses stay unscaled. Kingma & Ba: Adam's update is invariant to such a rescaling (up to eps);
     SGD's is not.
 ``diagnostics``
     A list of :mod:`adamlab.diagnostics` observers to attach (off, and free, by default):
@@ -53,7 +53,7 @@ consumes them instead of handing them to :func:`adamlab.create`:
       ``first_switch_step`` and ``switched_fraction`` (share of param tensors that switched), and
       the artifact ``swats_switch_steps`` (the step each tensor switched, -1 for never);
     - ``"effective-step"`` (:class:`~adamlab.diagnostics.EffectiveStepSize`): final
-      ``max_step_ratio_to_bound`` (seed 004's bound; <= 1 for Adam) and eval metric
+      ``max_step_ratio_to_bound`` (Kingma & Ba's bound; <= 1 for Adam) and eval metric
       ``median_step`` (median :math:`|\\Delta\\theta|` of the last step);
     - ``"update-ratio"`` (:class:`~adamlab.diagnostics.UpdateRatio`): eval metric
       ``update_ratio`` (median over param tensors of :math:`\\|\\Delta\\theta\\|/\\|\\theta\\|` at the

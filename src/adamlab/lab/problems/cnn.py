@@ -1,7 +1,7 @@
-"""A small convolutional network on CIFAR-10 (seeds 000, 004: the CNN experiments, scaled to a CPU).
+"""A small convolutional network on CIFAR-10 (the CNN experiments of the MAdam paper and of Kingma & Ba, scaled to a CPU).
 
-The seeds train ResNet34 / ShuffleNet / MobileNet (seed 000) and a c64-c64-c128-1000 network
-(seed 004) for hundreds of epochs on GPUs; this problem keeps the task and shrinks the model to
+The papers train ResNet34 / ShuffleNet / MobileNet (MAdam) and a c64-c64-c128-1000 network
+(Kingma & Ba) for hundreds of epochs on GPUs; this problem keeps the task and shrinks the model to
 run on a laptop CPU: three blocks of 3x3 convolution (``width``, 2 ``width``, 4 ``width``
 channels) + ReLU + 2x2 max pooling, then a ``4 width * 4 * 4 -> 256 -> 10`` classifier. The data
 is the CIFAR-10 files the user points ``cifar_dir`` at (python or binary version; nothing is

@@ -1,11 +1,11 @@
-"""Generative models on digits (or MNIST with ``mnist_dir``): a GAN (seed 000) and a VAE.
+"""Generative models on digits (or MNIST with ``mnist_dir``): a GAN (as in the MAdam paper) and a VAE.
 
 Images are in [0, 1] (digits divided by 16). Weights start from torch's default initialization
 drawn from the seed; all noise (latents, reparameterization) comes from the trial's own
 generators, and evaluation uses a fixed noise seed of its own, so runs are deterministic and an
 evaluation changes nothing.
 
-``gan-digits`` (seed 000: "two multi-layer fully connected neural networks as generator and
+``gan-digits`` (the MAdam paper: "two multi-layer fully connected neural networks as generator and
 discriminator ... minibatch size of 128"): generator ``z -> hidden -> hidden -> image`` (ReLU,
 sigmoid output), discriminator ``image -> hidden -> hidden -> 1`` (LeakyReLU 0.2), the
 non-saturating loss. Both networks are trained by *one* optimizer built over both (two param
@@ -67,7 +67,7 @@ class GANDigits(Problem):
 
     name: ClassVar[str] = "gan-digits"
     description: ClassVar[str] = (
-        "GAN with MLP generator and discriminator (seed 000) on digits, or on MNIST with mnist_dir; "
+        "GAN with MLP generator and discriminator (as in the MAdam paper) on digits, or on MNIST with mnist_dir; "
         "metrics: inception score from a digits classifier, classes covered, D and G losses"
     )
     default_steps: ClassVar[int] = 2000

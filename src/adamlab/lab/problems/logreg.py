@@ -1,4 +1,4 @@
-"""Logistic regression (seed 004, Kingma & Ba section 6.1): multinomial on digits/MNIST, binary on sparse bag-of-words.
+"""Logistic regression (Kingma & Ba, Adam paper, section 6.1): multinomial on digits/MNIST, binary on sparse bag-of-words.
 
 Both are convex; parameters start at zero, so the seed changes only the data split (digits) or the
 generated data (sparse) and the order of minibatches. Step-wise metric: ``loss``, the minibatch

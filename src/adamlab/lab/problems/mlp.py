@@ -1,4 +1,4 @@
-"""The multilayer perceptron of seed 004 (Kingma & Ba section 6.2): two hidden layers of 1000 ReLU units, minibatch 128.
+"""The multilayer perceptron of Kingma & Ba's Adam paper (section 6.2): two hidden layers of 1000 ReLU units, minibatch 128.
 
 On scikit-learn's digits by default (64 inputs), on full MNIST (784 inputs, 60,000 / 10,000) when
 ``mnist_dir`` names a folder of MNIST IDX files. Weights start from torch's default ``nn.Linear``

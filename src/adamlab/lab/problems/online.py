@@ -1,4 +1,4 @@
-"""Reddi et al.'s online convex counterexample (seeds 001, 002): Adam can converge to the worst point.
+"""Reddi et al.'s online convex counterexample (Reddi et al. 2018, also discussed in the AdamAL paper): Adam can converge to the worst point.
 
 The online sequence on the feasible set ``X = [-1, 1]``, for ``t = 1, 2, ...``::
 
