@@ -30,7 +30,7 @@ def test_effective_step_of_adams_first_step_is_lr():
 
 
 def test_adam_approaches_but_never_exceeds_its_bound():
-    """Seed 004's worst case: a large gradient after many tiny ones gives a step near lr(1-b1)/sqrt(1-b2)."""
+    """Kingma & Ba's worst case: a large gradient after many tiny ones gives a step near lr(1-b1)/sqrt(1-b2)."""
     gen = torch.Generator().manual_seed(0)
     p = torch.randn(20, generator=gen, requires_grad=True)
     opt = adamlab.Adam([p], lr=0.01, eps=0.0)

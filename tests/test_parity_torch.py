@@ -78,7 +78,7 @@ def test_params_without_grad_are_skipped_like_torch(ours, theirs, kw):
 
 
 def _no_bias_correction_reference(params0, grads, lr, b1, b2, eps, amsgrad):
-    """Seed 004's Adam without bias correction, float64, written from the formula alone."""
+    """Kingma & Ba's Adam without bias correction, float64, written from the formula alone."""
     out = []
     for p0, gs in zip(params0, grads):
         p, m, v, vmax = [float(x) for x in p0], [0.0] * len(p0), [0.0] * len(p0), [0.0] * len(p0)
@@ -117,7 +117,7 @@ def test_adam_without_bias_correction_matches_the_formula(amsgrad):
 
 
 def test_bias_correction_changes_early_steps():
-    """Without bias correction Adam's first step is (1-b1)/sqrt(1-b2) times smaller (seed 004, section 3)."""
+    """Without bias correction Adam's first step is (1-b1)/sqrt(1-b2) times smaller (Kingma & Ba, section 3)."""
     p1, p2 = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
     g = torch.tensor([1.0, -2.0, 0.5])
     a = adamlab.Adam([p1], lr=0.1, eps=0.0)

@@ -18,13 +18,13 @@ def _params(n=2):
     return [torch.zeros(3, requires_grad=True) for _ in range(n)]
 
 
-# -- seed 000: MAdam beta3 ---------------------------------------------------------------------
+# -- the MAdam paper: beta3 ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("lr", "want"),
     [
-        (3e-3, 5.4),  # seed 000 Figure 1 (b): 2 * 3 * 0.9
+        (3e-3, 5.4),  # the MAdam paper, Figure 1 (b): 2 * 3 * 0.9
         (1e-3, 0.9),  # (c): the default, unchanged
         (1e-3 / 3, 0.6),  # (d): 2 * (1/3) * 0.9
         (1e-4, 0.18),  # (e): 2 * 0.1 * 0.9
@@ -53,7 +53,7 @@ def test_madam_beta3_rejects_bad_values(kw, name):
         madam_beta3(**kw)
 
 
-# -- seed 001: normalized weight decay ---------------------------------------------------------
+# -- Loshchilov & Hutter: normalized weight decay ---------------------------------------------------------
 
 
 def test_normalized_weight_decay_formula():
@@ -75,7 +75,7 @@ def test_normalized_weight_decay_rejects_bad_values(name):
         normalized_weight_decay(**kw)
 
 
-# -- seed 001: warm restarts -------------------------------------------------------------------
+# -- Loshchilov & Hutter: warm restarts -------------------------------------------------------------------
 
 # eta_t = 0.5 (1 + cos(pi T_cur / T_i)), T_0 = 10, T_mult = 2: periods [0,10) [10,30) [30,70) [70,150)
 HAND = {
@@ -210,7 +210,7 @@ def test_scheduler_load_rejects_foreign_state():
         sched.load_state_dict(other.state_dict())
 
 
-# -- seed 003: the decaying exponent -----------------------------------------------------------
+# -- Adaptive exponent for ADAM: the decaying exponent -----------------------------------------------------------
 
 
 def test_partial_exponent_linear_values():

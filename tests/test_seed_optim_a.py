@@ -68,7 +68,7 @@ def _radam_step(m_hat, v, t, b2, eps, rectify_at, otherwise):
 
 
 def ref_madam(x, g, st, t, hp):
-    """Seed 000, Algorithm 2, with the seed's own formula for g~ (through m_t and / beta1)."""
+    """The MAdam paper, Algorithm 2, with the paper's own formula for g~ (through m_t and / beta1)."""
     (b1, b2), b3, lr, eps, wd = hp["betas"], hp["beta3"], hp["lr"], hp["eps"], hp["weight_decay"]
     if hp["decoupled_weight_decay"]:
         x = x * (1.0 - lr * wd)
@@ -89,7 +89,7 @@ def ref_madam(x, g, st, t, hp):
 
 
 def ref_adamal(x, g, st, t, hp):
-    """Seed 002, Algorithm 1 with beta2 in line 7 (as its Eq. 18), plus eps and optional bias correction."""
+    """The AdamAL paper, Algorithm 1 with beta2 in line 7 (as its Eq. 18), plus eps and optional bias correction."""
     (b1, b2), lr, eps, wd = hp["betas"], hp["lr"], hp["eps"], hp["weight_decay"]
     if hp["decoupled_weight_decay"]:
         x = x * (1.0 - lr * wd)
@@ -369,7 +369,7 @@ def test_adamal_second_moment_never_decreases(dtype):
     assert counts["held"] > 0.2 * counts["checked"], counts  # the max really mattered, often
 
 
-# -- Reddi et al.'s online counterexample (seeds 001, 002) -----------------------------------------
+# -- Reddi et al.'s online counterexample -----------------------------------------
 
 
 def reddi_final_x(make, steps=10_000, x0=0.0):

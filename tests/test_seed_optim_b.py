@@ -115,7 +115,7 @@ def test_padam_matches_reference(case, variant):
 
 @pytest.mark.parametrize("mode", ["linear", "exponential"])
 def test_padam_partial_driven_by_decaying_exponent(mode):
-    """``partial`` changes between steps: the seed 003 schedule drives it, the reference recomputes it."""
+    """``partial`` changes between steps: the decaying-exponent schedule drives it, the reference recomputes it."""
     start, end, total, gamma = 0.5, 0.1, 40, 0.9
     kwargs = {"total_steps": total} if mode == "linear" else {"gamma": gamma}
     scheds = []

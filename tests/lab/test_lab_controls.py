@@ -79,7 +79,7 @@ def test_diagnostics_are_stored_as_metrics_and_artifacts():
     assert counts.sum() / (30 * (640 + 10)) == pytest.approx(final["swap_fraction"], rel=0, abs=0.02)
     evals = {(step, name): v for kind, step, name, v in result["metrics"] if kind == "eval"}
     assert 0 < evals[30, "swap_fraction"] <= evals[10, "swap_fraction"] <= 1
-    assert 0 < final["max_step_ratio_to_bound"] <= 1.0 + 1e-6  # seed 004's bound on Adam's step
+    assert 0 < final["max_step_ratio_to_bound"] <= 1.0 + 1e-6  # Kingma & Ba's bound on Adam's step
     assert evals[30, "update_ratio"] > 0 and evals[30, "median_step"] > 0
 
 
@@ -111,7 +111,7 @@ def test_bad_controls_fail_when_the_sweep_is_expanded(grid, message):
 def test_beta3_rescale_sets_madams_beta3_from_the_learning_rate(monkeypatch):
     from adamlab.schedules import madam_beta3
 
-    assert resolve({"lr": 3e-3}, {"beta3_rescale": True}, steps=10)["beta3"] == pytest.approx(5.4)  # seed 000, Figure 1
+    assert resolve({"lr": 3e-3}, {"beta3_rescale": True}, steps=10)["beta3"] == pytest.approx(5.4)  # the MAdam paper, Figure 1
     assert resolve({"lr": 1e-4}, {"beta3_rescale": True}, steps=10) == {"lr": 1e-4, "beta3": pytest.approx(0.18)}
     assert resolve({}, {"beta3_rescale": True}, steps=10) == {"beta3": 0.9}  # the default lr 1e-3 keeps the default beta3
     # a beta3 given beside the control is the value at lr 1e-3
