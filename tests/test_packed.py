@@ -166,6 +166,37 @@ def test_direct_params_read_their_gradients_where_autograd_left_them(checks):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_gradients_kept_between_steps_are_gathered_fresh_ones_read_where_they_are(set_to_none, checks):
+    """A training loop with ``zero_grad(set_to_none=False)`` writes the same gradient tensors in place
+    every step: the pack is rebuilt with every gradient gathered and ``p.grad`` becomes a view of the
+    flat buffer (one call per step). With fresh gradients (the default) they stay direct. Both equal
+    the reference engine."""
+
+    def run(engine):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(300, 250), torch.nn.Tanh(), torch.nn.Linear(250, 3))
+        opt = adamlab.Adam(model.parameters(), lr=1e-3, engine=engine)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(6):
+            opt.zero_grad(set_to_none=set_to_none)
+            model(torch.randn(16, 300, generator=gen)).pow(2).mean().backward()
+            opt.step()
+        return model, opt
+
+    model, opt = run("packed")
+    ref, _ = run("reference")
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-12)
+    [pack] = opt._packs[id(opt.param_groups[0])][1]
+    weight = model[0].weight
+    assert weight.numel() >= pack.direct_min or set_to_none is False
+    if set_to_none:
+        assert pack.direct[pack.params.index(weight)] and pack.flat_g.numel() < weight.numel()
+    else:
+        assert not any(pack.direct) and weight.grad.data_ptr() == pack.flat_g.data_ptr() + 8 * pack.offsets[pack.params.index(weight)]
+
+
 def test_training_loop_with_zero_grad_and_backward_equals_reference(checks, grads_read):
     def run(engine):
         torch.manual_seed(0)

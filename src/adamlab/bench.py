@@ -9,7 +9,8 @@ time of a torch.optim.Adam(fused=True) step taken right after it (the two altern
 machine's drift during the run cancels; rows also show the achieved memory bandwidth (bytes an
 ideal one-pass step must move: read param and grad, read and write each per-element state slot,
 write param) against the machine's measured in-place bandwidth (:func:`memory_bandwidth`).
-Gradients stay in place between steps, as after ``zero_grad(set_to_none=False)`` or in the packed engine after its first step;
+Gradients stay in place between steps and are written in place before each (untimed), as after
+``zero_grad(set_to_none=False)`` and ``backward()``;
 with ``fresh_grads`` (``adamlab bench --fresh-grads``), every step of every optimizer is preceded, untimed,
 by ``zero_grad()`` and new gradient tensors, as a training loop's ``backward()`` leaves them
 (the packed engine reads those of params of 65,536 elements or more where they are, and gathers
@@ -176,13 +177,24 @@ def _fresh_grads(*param_lists: list[torch.Tensor]) -> Callable[[], None]:
     return renew
 
 
+def _grads_written_in_place(*param_lists: list[torch.Tensor]) -> Callable[[], None]:
+    """What ``zero_grad(set_to_none=False)`` then ``backward()`` do to the grads: the same tensors,
+    written in place (here multiplied by 1, which changes no value and moves their version counter)."""
+    grads = [p.grad for ps in param_lists for p in ps]
+
+    def write() -> None:
+        torch._foreach_mul_(grads, 1.0)
+
+    return write
+
+
 def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print, fresh_grads: bool = False) -> list[Row]:
     shape, tensors = CASES[case]
     numel = math.prod(shape) * tensors
     params = _params(shape, tensors)
     nbytes = numel * 4
     fused = torch.optim.Adam(params, lr=1e-3, fused=True)
-    renew = _fresh_grads(params) if fresh_grads else lambda: None
+    renew = _fresh_grads(params) if fresh_grads else _grads_written_in_place(params)
     base = time_steps(fused.step, reps, before=renew)
     rows = [Row("torch Adam fused", base, 7 * nbytes / base / 1e6)]
     grads = "new grad tensors every step (zero_grad + backward)" if fresh_grads else "grads in place"
@@ -195,7 +207,7 @@ def run_case(case: str, names: list[str], reps: int, bandwidth: float, out=print
         contender = _params(shape, tensors)
         opt = make(contender)
         slow = "reference" in label or "foreach" in label or "0.0.5" in label or "0.2.1" in label
-        before = _fresh_grads(contender, params) if fresh_grads else lambda: None
+        before = _fresh_grads(contender, params) if fresh_grads else _grads_written_in_place(contender, params)
         ms, ratio = time_against(opt.step, fused.step, max(3, reps // 3) if slow else reps, before=before)
         moved = (3 + 2 * _state_slots(opt)) * nbytes
         row = Row(label, ms, moved / ms / 1e6)

@@ -37,6 +37,7 @@ is built (in the background, once per machine), in Python until then.
 from __future__ import annotations
 
 import array
+import math
 import operator
 import os
 import sys
@@ -422,21 +423,30 @@ class Pack:
     element buffers as ``(count, length)`` views whose rows are the segments, and its per-segment
     buffers as ``(count, 1)``. A pack's *units* are its elements (elementwise) or its segments.
 
-    A param of at least :data:`DIRECT_MIN_NUMEL` elements is *direct*: the kernel reads its
-    gradient where autograd (or the user) left it, one kernel call per such param; smaller params
-    have a slice of the flat gradient buffer ``flat_g``, into which their gradients are gathered, and
-    consecutive ones share a kernel call.
+    A param of at least ``direct_min`` elements (:data:`DIRECT_MIN_NUMEL`) is *direct*: the kernel
+    reads its gradient where autograd (or the user) left it, one kernel call per such param; smaller
+    params have a slice of the flat gradient buffer ``flat_g``, into which their gradients are
+    gathered, and consecutive ones share a kernel call. Direct params whose gradients turn out to be
+    written in place step after step (``zero_grad(set_to_none=False)``, see :meth:`_persistent`) are
+    packed again with every gradient gathered (``direct_min`` infinite): their gradients then become
+    views of ``flat_g`` and a step is one call again.
     """
 
     def __init__(
-        self, opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor], reduction: str | None = None
+        self,
+        opt: RuleOptimizer,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        reduction: str | None = None,
+        direct_min: float | None = None,
     ) -> None:
-        self.opt, self.group, self.params, self.reduction = opt, group, params, reduction
+        direct_min = DIRECT_MIN_NUMEL if direct_min is None else direct_min
+        self.opt, self.group, self.params, self.reduction, self.direct_min = opt, group, params, reduction, direct_min
         first = params[0]
         dtype, device = first.dtype, first.device
         self.numels = [p.numel() for p in params]
         self.offsets = _cumulative(self.numels)
-        self.direct = [n >= DIRECT_MIN_NUMEL for n in self.numels]
+        self.direct = [n >= direct_min for n in self.numels]
         units = self.numels if reduction is None else [segment_count(reduction, p) for p in params]
         self.unit_offsets = _cumulative(units)
         self.g_offsets = _cumulative([0 if d else n for n, d in zip(self.numels, self.direct)])
@@ -479,6 +489,9 @@ class Pack:
         self.grad_ptrs = [0 if g is None else g.data_ptr() for g in self.grad_views]
         self.ptr_arrays = (array.array("q", self.ptrs), array.array("q", self.grad_ptrs))  # (for _native.check)
         self.gathered = [i for i, d in enumerate(self.direct) if not d]
+        self.direct_idx = [i for i, d in enumerate(self.direct) if d]
+        self.direct_seen: list[tuple[int, int, int]] | None = None  # see _persistent
+        self.persistent = False
         self.seen = [0] * len(params)  # ids of the grads found at the last step
         self.calls: list[Any] | None = None  # see _calls
         self.calls_missing: tuple[int, ...] = ()
@@ -540,15 +553,35 @@ class Pack:
         self.seen = list(map(id, grads))
         return missing
 
+    def _persistent(self) -> bool:
+        """Whether every direct param's gradient is the tensor it was at the last step, at the same
+        address, written in place since (its version counter moved on): gradients kept between steps
+        and accumulated into, which a flat gradient buffer serves in one call. A fresh gradient is a
+        new tensor whose version starts again, even where it reuses the old one's id and memory."""
+        seen = self.direct_seen
+        now = []
+        for i in self.direct_idx:
+            g = self.params[i].grad
+            if g is None:
+                self.direct_seen = None
+                return False
+            now.append((id(g), g.data_ptr(), g._version))
+        self.direct_seen = now
+        return seen is not None and all(a[:2] == b[:2] and a[2] > b[2] for a, b in zip(now, seen))
+
     def _direct_grad(self, i: int) -> torch.Tensor:
         """Direct param i's gradient, as the rule sees it (flat, or ``(count, length)``)."""
         g = self.params[i].grad
         return (g if g.is_contiguous() else g.contiguous()).view(self.g_shapes[i])
 
     def step(self, names: tuple[str, ...], values: list[torch.Tensor], flags: dict[str, Any]) -> bool:
-        """One step; False (and nothing done) when a param's storage moved and the pack must be rebuilt."""
+        """One step; False (and nothing done) when a param's storage moved and the pack must be
+        rebuilt, or (``persistent``) when it is to be rebuilt with every gradient gathered."""
         status = 3 if _native.check is None else _native.check(self.params, *self.ptr_arrays)
         if status == 1 or (status == 3 and list(map(_DATA_PTR, self.params)) != self.ptrs):
+            return False
+        if self.direct_idx and self._persistent():
+            self.persistent = True
             return False
         missing = () if status == 0 else self._gather_grads(stale_known=status == 2)
         if not self.stateful:
@@ -642,7 +675,9 @@ class Pack:
         return calls
 
 
-def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor]) -> tuple[list[Pack], list[torch.Tensor]]:
+def build_packs(
+    opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Tensor], direct_min: float | None = None
+) -> tuple[list[Pack], list[torch.Tensor]]:
     """Split params of a group into packs per (device, dtype, reduction kind, segment length) of packable params, and the rest.
 
     A param listed twice in the group is left to the reference engine, which updates it twice per
@@ -659,7 +694,7 @@ def build_packs(opt: RuleOptimizer, group: dict[str, Any], params: list[torch.Te
             by_kind.setdefault((p.device, p.dtype, reduction, length), []).append(p)
         else:
             rest.append(p)
-    return [Pack(opt, group, ps, kind[2]) for kind, ps in by_kind.items()], rest
+    return [Pack(opt, group, ps, kind[2], direct_min) for kind, ps in by_kind.items()], rest
 
 
 def _plain(value: Any) -> bool:
@@ -700,9 +735,14 @@ def packed_step(opt: RuleOptimizer, group: dict[str, Any]) -> None:
         if not _native.STARTED:
             _native.prepare()
         return
-    # A param of pack i moved its storage (``model.to()``, ``p.data = ...``), found before that pack
-    # changed anything: re-pack the params of packs i, i+1, ... from their data and state; step them.
-    new, unpackable = build_packs(opt, group, [p for pack in packs[i:] for p in pack.params])
+    # A param of pack i moved its storage (``model.to()``, ``p.data = ...``), or its gradients stay in
+    # place (``persistent``), found before that pack changed anything: re-pack the params of packs i,
+    # i+1, ... from their data and state (pack i with every gradient gathered if persistent); step them.
+    new, unpackable = [], []
+    for j, pack in enumerate(packs[i:]):
+        more, also = build_packs(opt, group, pack.params, math.inf if j == 0 and pack.persistent else pack.direct_min)
+        new += more
+        unpackable += also
     for pack in new:
         pack.step(names, values, flags)
     for p in unpackable:
