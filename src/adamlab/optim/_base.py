@@ -149,10 +149,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, engine: str = "auto") -> None:
         normalized = self.check_hyperparameters({**defaults, "engine": engine})
         self.engine = engine
-        self._packs: dict[int, Any] = {}
+        self._packs: dict[int, Any] = {}  # (set again by _track_state; torch's __init__ may call overridden methods)
         super().__init__(params, {**defaults, **normalized})
-        self.state = StateDict(self.state)
-        self._state_version = self.state.version
+        self._track_state()
 
     @property
     def _scalar_names(self) -> tuple[str, ...]:
@@ -224,9 +223,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         # state_dict lacks, so a second load_state_dict would reject a fresh optimizer's state_dict.
         self.defaults = own_defaults
         self.__dict__.setdefault("engine", "auto")
-        self._packs = {}
-        self.state = StateDict(self.state)
-        self._state_version = self.state.version
+        self._track_state()
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -267,23 +264,25 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if torch.compiler.is_compiling():
-            for group in self.param_groups:
-                reference_step(self, group)
-            return loss
-        if type(self.state) is not StateDict:  # (the user assigned a new ``opt.state``)
-            self.state = StateDict(self.state)
-            self._packs = {}
-        elif self.state.version != self._state_version:  # (state changed from outside since the last step)
-            self._packs = {}
-        if self.engine == "reference":
-            for group in self.param_groups:
-                reference_step(self, group)
-            return loss
+        compiling = torch.compiler.is_compiling()  # (inside a compiled training step: the rule's ops are traced)
+        if not compiling:
+            if type(self.state) is not StateDict:  # (the user assigned a new ``opt.state``)
+                self._track_state()
+            elif self.state.version != self._state_version:  # (state changed from outside since the last step)
+                self._packs = {}
+        packed = not compiling and self.engine != "reference"
         for group in self.param_groups:
-            packed_step(self, group)
-        self._state_version = self.state.version
+            (packed_step if packed else reference_step)(self, group)
+        if packed:
+            self._state_version = self.state.version
         return loss
+
+    def _track_state(self) -> None:
+        """Make ``opt.state`` a :class:`~adamlab.optim._state.StateDict` (its changes counted from
+        now on) and forget the packed layout, which is rebuilt from it at the next packed step."""
+        self.state = StateDict(self.state)
+        self._state_version = self.state.version
+        self._packs = {}
 
     _hooked_step = torch.optim.Optimizer.profile_hook_step(_step)
 

@@ -484,7 +484,7 @@ class Pack:
                 conform_state(opt, p, group, old)
                 self._adopt(i, old)
         self.ptrs = [p.data_ptr() for p in params]
-        self.grad_views = [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(params, self.direct))]
+        self.grad_views = self._grad_views()
         # (0 for a direct param: the C++ check then asks only for a dense, contiguous gradient)
         self.grad_ptrs = [0 if g is None else g.data_ptr() for g in self.grad_views]
         self.ptr_arrays = (array.array("q", self.ptrs), array.array("q", self.grad_ptrs))  # (for _native.check)
@@ -503,6 +503,10 @@ class Pack:
     def _slice(self, flat: torch.Tensor, i: int, offsets: list[int] | None = None) -> torch.Tensor:
         offsets = self.offsets if offsets is None else offsets
         return flat[offsets[i] : offsets[i + 1]]
+
+    def _grad_views(self) -> list[torch.Tensor | None]:
+        """Each gathered param's gradient slice of ``flat_g`` in its param's shape (None for a direct param)."""
+        return [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(self.params, self.direct))]
 
     def _adopt(self, i: int, values: dict[str, torch.Tensor]) -> None:
         """Copy param i's state into the buffers and make ``opt.state[p]`` views of them."""
@@ -544,7 +548,7 @@ class Pack:
         if stale:
             views = [self.grad_views[i] for i in stale]
             if list(map(_DATA_PTR, views)) != [self.grad_ptrs[i] for i in stale]:  # a view's storage swapped (p.grad.data = ...)
-                self.grad_views = [None if d else self._slice(self.flat_g, i, self.g_offsets).view_as(p) for i, (p, d) in enumerate(zip(self.params, self.direct))]
+                self.grad_views = self._grad_views()
                 views = [self.grad_views[i] for i in stale]
             _compat.foreach_copy_(views, [grads[i] for i in stale])  # (torch guarantees a grad has its param's shape)
             for i, view in zip(stale, views):
